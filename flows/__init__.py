@@ -1,0 +1,1 @@
+"""Prefect flows: one module per deployable analysis, plus the shared transcription subflow."""

@@ -1,0 +1,110 @@
+"""The ``callflows`` command.
+
+    callflows local-api [--host H] [--port P] [--data-dir D] [--stt-model M] [--llm-model M]
+    callflows analyze AUDIO [--out DIR] [--model M] [--prompt-template T] [--questions FILE]
+                            [--speakers-expected N]
+
+``analyze`` runs the analyses on one recording, prints the report and writes JSON results under DIR.
+With no ASSEMBLYAI_API_KEY it uses the local server (started for the run, or already running) and
+says so in one line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+HOME_ENV = "CALLFLOWS_HOME"
+
+
+def _project_env() -> Path:
+    """Keep Prefect's state inside the working folder and quiet offline (set before importing prefect)."""
+    home = Path(os.environ.setdefault(HOME_ENV, str(Path.cwd() / ".callflows"))).resolve()
+    os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT", "false")
+    return home
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="callflows", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("local-api", help="start the local AssemblyAI-compatible server", add_help=False)
+    an = sub.add_parser("analyze", help="analyse one recording and print the report")
+    an.add_argument("audio", help="local recording path or http(s) URL")
+    an.add_argument("--out", default="results", help="folder for JSON results (default: results)")
+    an.add_argument("--model", default=None, help="LLM Gateway model")
+    an.add_argument("--prompt-template", default="sentiment", help="template name in prompts/ or template text")
+    an.add_argument("--questions", type=Path, default=None,
+                    help="JSON file with a list of {question, context, answer_format}")
+    an.add_argument("--speakers-expected", type=int, default=None)
+    an.add_argument("--max-tokens", type=int, default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["local-api"]:
+        _project_env()
+        from local_api.__main__ import main as local_api_main
+
+        return local_api_main(argv[1:]) or 0
+    args = _parser().parse_args(argv)
+    home = _project_env()
+    return analyze(args, home)
+
+
+def analyze(args: argparse.Namespace, home: Path) -> int:
+    from callflows.audio import check_audio
+    from callflows.errors import CallflowsError
+    from callflows.localserver import ensure_local_server
+    from callflows.settings import Settings
+
+    try:
+        check_audio(args.audio)
+        questions = json.loads(args.questions.read_text()) if args.questions else None
+    except (CallflowsError, OSError, json.JSONDecodeError) as exc:
+        print(f"callflows: error: {exc}", file=sys.stderr)
+        return 2
+
+    settings = Settings()
+    server = None
+    if settings.uses_local_api and not os.environ.get("CALLFLOWS_API_KEY_SECRET_BLOCK"):
+        try:
+            server = ensure_local_server(settings.api_base_url, home / "logs" / "local_api.log")
+        except RuntimeError as exc:
+            print(f"callflows: error: {exc}", file=sys.stderr)
+            return 1
+        print(f"{settings.describe()} ({'started for this run' if server.started_here else 'already running'}).",
+              flush=True)
+    else:
+        print(settings.describe(), flush=True)
+
+    from flows.sentiment import call_sentiment
+
+    kwargs = {"audio": args.audio, "results_dir": args.out, "prompt_template": args.prompt_template,
+              "speakers_expected": args.speakers_expected}
+    for name, value in (("model", args.model), ("questions", questions), ("max_tokens", args.max_tokens)):
+        if value is not None:
+            kwargs[name] = value
+    started = time.monotonic()
+    try:
+        report = call_sentiment(**kwargs)
+    except CallflowsError as exc:
+        print(f"callflows: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if server is not None:
+            server.stop()
+    print()
+    print(report.to_markdown())
+    print(f"Results written under {Path(args.out).resolve()} ({time.monotonic() - started:.0f} s).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

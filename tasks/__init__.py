@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers over the core clients that add retries, caching, timeouts and artifacts."""

@@ -1,0 +1,102 @@
+"""Tasks of the transcription path: upload → submit → wait → captions.
+
+Caching (persisted results, reused across runs, flows and deployments):
+- ``upload_audio``: by the file's SHA-256 (and the account), so the same recording is uploaded once.
+- ``submit_transcript``: by (audio content or URL, transcription options, account), so a rerun (e.g.
+  with a new prompt) creates no new transcript, and a crashed run resumes polling the same id.
+- ``wait_for_transcript``: by transcript id (a completed transcript does not change).
+"""
+from __future__ import annotations
+
+import time
+
+from prefect import get_run_logger, task
+
+from callflows.client import AssemblyAIClient
+from callflows.errors import TranscriptFailedError, TranscriptTimeoutError
+from callflows.models import Transcript, TranscriptionOptions, TranscriptStatus
+from tasks.common import RETRYING, resolve_settings, stable_hash
+
+FIRST_POLL_INTERVAL_S = 1.0
+MAX_POLL_INTERVAL_S = 15.0
+POLL_GROWTH = 1.5
+
+
+def _upload_key(context, parameters) -> str:
+    return f"upload-{resolve_settings().account_fingerprint()}-{parameters['sha256']}"
+
+
+def _submit_key(context, parameters) -> str:
+    options = parameters["options"]
+    options = options.model_dump(exclude_none=True) if hasattr(options, "model_dump") else options
+    return (f"transcript-{resolve_settings().account_fingerprint()}-"
+            f"{stable_hash([parameters['audio_key'], options])}")
+
+
+def _wait_key(context, parameters) -> str:
+    return f"completed-{resolve_settings().account_fingerprint()}-{stable_hash(parameters['transcript_id'])}"
+
+
+@task(name="upload_audio", cache_key_fn=_upload_key, persist_result=True, **RETRYING)
+def upload_audio(path: str, sha256: str) -> str:
+    """``POST /v2/upload`` the file at ``path`` (streamed from disk); return its ``upload_url``.
+
+    Cached by ``sha256`` (the file's content hash, from ``callflows.audio.check_audio``).
+    Raises ``APIError`` (transient ones are retried).
+    """
+    settings = resolve_settings()
+    with AssemblyAIClient(settings) as client:
+        uploaded = client.upload(path)
+    get_run_logger().info("Uploaded %s (sha256 %s…)", path, sha256[:12])
+    return uploaded.upload_url
+
+
+@task(name="submit_transcript", cache_key_fn=_submit_key, persist_result=True, **RETRYING)
+def submit_transcript(audio_url: str, options: TranscriptionOptions, audio_key: str) -> str:
+    """``POST /v2/transcript`` for ``audio_url`` with ``options``; return the transcript id.
+
+    ``audio_key`` identifies the recording's content (``sha256:…`` or ``url:…``) for the cache key, so
+    a re-upload of the same file (new upload URL) still reuses the transcript.
+    """
+    settings = resolve_settings()
+    with AssemblyAIClient(settings) as client:
+        transcript = client.create_transcript(options.to_params(audio_url))
+    get_run_logger().info("Submitted transcript %s (status %s)", transcript.id, transcript.status.value)
+    return transcript.id
+
+
+@task(name="wait_for_transcript", cache_key_fn=_wait_key, persist_result=True, **RETRYING)
+def wait_for_transcript(transcript_id: str, poll_timeout_s: float = 3600.0) -> Transcript:
+    """Poll ``GET /v2/transcript/{id}`` until ``completed``; return the transcript.
+
+    The interval grows from 1 s by ×1.5 up to 15 s. Raises ``TranscriptFailedError`` with the API's
+    message on ``status: "error"`` (not retried), ``TranscriptTimeoutError`` after ``poll_timeout_s``
+    seconds, ``APIError`` on HTTP failures (transient ones retried; the retry resumes polling).
+    """
+    logger = get_run_logger()
+    settings = resolve_settings()
+    started = time.monotonic()
+    interval = FIRST_POLL_INTERVAL_S
+    last_status = None
+    with AssemblyAIClient(settings) as client:
+        while True:
+            transcript = client.get_transcript(transcript_id)
+            if transcript.status != last_status:
+                logger.info("Transcript %s is %s", transcript_id, transcript.status.value)
+                last_status = transcript.status
+            if transcript.status == TranscriptStatus.completed:
+                return transcript
+            if transcript.status == TranscriptStatus.error:
+                raise TranscriptFailedError(transcript_id, transcript.error or "no error message given")
+            waited = time.monotonic() - started
+            if waited + interval > poll_timeout_s:
+                raise TranscriptTimeoutError(transcript_id, transcript.status.value, waited)
+            time.sleep(interval)
+            interval = min(interval * POLL_GROWTH, MAX_POLL_INTERVAL_S)
+
+
+@task(name="fetch_vtt", **RETRYING)
+def fetch_vtt(transcript_id: str, chars_per_caption: int | None = None) -> str:
+    """``GET /v2/transcript/{id}/vtt``: WebVTT captions (times ``MM:SS.mmm``)."""
+    with AssemblyAIClient(resolve_settings()) as client:
+        return client.get_subtitles(transcript_id, "vtt", chars_per_caption)

@@ -1,0 +1,144 @@
+"""Shared fixtures: the local AssemblyAI-compatible server, started for real in a subprocess.
+
+Tests use the small engines (Whisper tiny.en, SmolLM2-135M) so the suite stays fast; the demo
+uses Whisper base and Qwen2.5-Coder-1.5B.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tempfile
+
+# Before anything imports prefect: keep its state in a throwaway folder, quiet offline, fast retries.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="callflows-test-prefect-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ["CALLFLOWS_RETRY_BACKOFF_S"] = "0.2"
+for _name in ("ASSEMBLYAI_API_KEY", "ASSEMBLYAI_BASE_URL", "ASSEMBLYAI_LLM_GATEWAY_BASE_URL",
+              "CALLFLOWS_API_KEY_SECRET_BLOCK", "PREFECT_API_URL"):
+    os.environ.pop(_name, None)
+
+import pytest  # noqa: E402
+import requests  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_CALL = ROOT / "samples" / "support_call.wav"
+TEST_STT_MODEL = "tiny.en"
+TEST_LLM_MODEL = "smollm2-135m"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LocalApi:
+    """A running local server: its base URL, data folder, log file and configured key."""
+
+    url: str
+    data_dir: Path
+    log_path: Path
+    process: subprocess.Popen
+    api_key: str | None = None
+    env: dict = field(default_factory=dict)
+
+    def headers(self) -> dict[str, str]:
+        return {"authorization": self.api_key} if self.api_key else {}
+
+    def request_counts(self) -> dict[str, int]:
+        """Requests served per endpoint (``"POST /v2/upload"`` → n), from ``GET /_local/requests``."""
+        r = requests.get(f"{self.url}/_local/requests", timeout=10)
+        r.raise_for_status()
+        return r.json()["counts"]
+
+    def reset_request_counts(self) -> None:
+        requests.delete(f"{self.url}/_local/requests", timeout=10).raise_for_status()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_local_api(data_dir: Path, *, api_key: str | None = None, extra_env: dict | None = None,
+                    timeout_s: float = 60) -> LocalApi:
+    """Start ``python -m local_api`` on a free loopback port and wait until /_local/health answers."""
+    port = free_port()
+    env = dict(os.environ)
+    env.pop("ASSEMBLYAI_API_KEY", None)
+    env.update({
+        "CALLFLOWS_STT_MODEL": TEST_STT_MODEL,
+        "CALLFLOWS_LOCAL_LLM": TEST_LLM_MODEL,
+        "CALLFLOWS_HOME": str(ROOT / ".callflows"),  # shared model cache across test servers
+    })
+    env.pop("CALLFLOWS_LOCAL_API_KEY", None)
+    if api_key:
+        env["CALLFLOWS_LOCAL_API_KEY"] = api_key
+    env.update(extra_env or {})
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / "server.log"
+    log = open(log_path, "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "local_api", "--host", "127.0.0.1", "--port", str(port),
+         "--data-dir", str(data_dir)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"local_api exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+        try:
+            if requests.get(f"{url}/_local/health", timeout=2).ok:
+                return LocalApi(url=url, data_dir=data_dir, log_path=log_path, process=proc,
+                                api_key=api_key, env=env)
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"local_api did not become healthy in {timeout_s}s:\n{log_path.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def local_api(tmp_path_factory) -> LocalApi:
+    """The local server without an API key, shared by the whole session."""
+    server = start_local_api(tmp_path_factory.mktemp("local_api"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sample_call() -> Path:
+    """The project's own synthetic two-speaker support call (16 kHz mono WAV, ~80 s)."""
+    assert SAMPLE_CALL.exists(), "samples/support_call.wav is missing: run `make sample`"
+    return SAMPLE_CALL
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect server (SQLite) for every test that runs flows through the engine."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture()
+def use_local_api(local_api, monkeypatch):
+    """Point the flows' settings (environment, as in production) at the session's local server."""
+    monkeypatch.setenv("ASSEMBLYAI_BASE_URL", local_api.url)
+    monkeypatch.setenv("ASSEMBLYAI_LLM_GATEWAY_BASE_URL", local_api.url)
+    return local_api

@@ -1,0 +1,30 @@
+"""Structured LLM output: schema for response_format and validation of the answer."""
+import pytest
+
+from callflows.errors import LLMOutputError
+from callflows.sentiment import answers_model
+from callflows.structured import parse_answer, response_format_for
+
+
+def test_response_format_is_a_closed_json_schema():
+    fmt = response_format_for(answers_model(2), "answers").model_dump(by_alias=True)
+    schema = fmt["json_schema"]["schema"]
+    assert fmt["type"] == "json_schema"
+    assert schema["required"] == ["answer_1", "answer_2"]
+    assert schema["additionalProperties"] is False
+
+
+def test_valid_answer_parses_even_in_a_code_fence():
+    parsed = parse_answer('```json\n{"answer_1": "Positive."}\n```', answers_model(1))
+    assert parsed.answer_1 == "Positive."
+
+
+def test_invalid_json_keeps_the_raw_answer():
+    with pytest.raises(LLMOutputError, match="not valid JSON") as info:
+        parse_answer("The call was positive.", answers_model(1))
+    assert info.value.raw == "The call was positive."
+
+
+def test_missing_key_is_named():
+    with pytest.raises(LLMOutputError, match=r"answer_2: Field required"):
+        parse_answer('{"answer_1": "ok"}', answers_model(2))
