@@ -1,0 +1,101 @@
+"""The call sentiment flow end to end through the Prefect engine and the real local server."""
+import json
+
+import pytest
+
+from callflows.errors import AudioInputError, PromptError
+from callflows.sentiment import DEFAULT_QUESTIONS, SentimentReport
+from flows.sentiment import call_sentiment
+
+API_CALLS = ("POST /v2/upload", "POST /v2/transcript", "POST /v1/chat/completions")
+
+
+def api_counts(server) -> dict[str, int]:
+    """Requests to the API (not the server's own /_local routes), per endpoint."""
+    return {k: v for k, v in server.request_counts().items() if not k.split(" ", 1)[1].startswith("/_local")}
+
+
+@pytest.fixture(scope="module")
+def first_run(prefect_harness, local_api, sample_call, tmp_path_factory):
+    """Run the flow once on the sample call (the transcript is then cached for the other tests)."""
+    import os
+
+    os.environ["ASSEMBLYAI_BASE_URL"] = os.environ["ASSEMBLYAI_LLM_GATEWAY_BASE_URL"] = local_api.url
+    out = tmp_path_factory.mktemp("results")
+    local_api.reset_request_counts()
+    report = call_sentiment(audio=str(sample_call), results_dir=str(out), max_tokens=400)
+    counts = api_counts(local_api)
+    yield report, out, counts
+    del os.environ["ASSEMBLYAI_BASE_URL"], os.environ["ASSEMBLYAI_LLM_GATEWAY_BASE_URL"]
+
+
+def test_report_has_sentences_with_speaker_times_and_answers(first_run):
+    """Per-sentence sentiment carries speaker, confidence and ms times; every question is answered."""
+    report, _, counts = first_run
+    assert counts.get("POST /v2/upload") == 1 and counts.get("POST /v2/transcript") == 1
+    assert len(report.sentences) >= 15
+    assert {s.speaker for s in report.sentences} == {"A", "B"}
+    assert all(0 <= s.confidence <= 1 and s.start < s.end for s in report.sentences)
+    assert report.sentences[-1].end > 60_000
+    assert sum(c.total for c in report.counts_by_speaker.values()) == len(report.sentences) == report.counts.total
+    assert [a.question for a in report.answers] == [q.question for q in DEFAULT_QUESTIONS]
+    assert all(a.answer.strip() for a in report.answers)
+
+
+def test_report_is_written_as_json_and_markdown_artifact(first_run):
+    """sentiment.json parses back into a SentimentReport; the flow run has the markdown artifact."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    report, out, _ = first_run
+    files = list(out.glob("*/sentiment.json"))
+    assert len(files) == 1 and files[0].parent.name.startswith("support_call-")
+    assert SentimentReport.model_validate(json.loads(files[0].read_text())).transcript_id == report.transcript_id
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["call-sentiment"])))
+    assert artifacts and "## Sentiment per speaker" in artifacts[-1].data
+
+
+def test_rerun_with_a_new_prompt_reuses_the_transcript(first_run, local_api, sample_call, tmp_path):
+    """A rerun with other prompt parameters makes no upload and no transcription request: only the LLM call."""
+    local_api.reset_request_counts()
+    template = "{{ speaker_lines }}\n\nAnswer each question in a few words.\n{% for q in questions %}{{ loop.index }}. {{ q.question }}\n{% endfor %}Reply as JSON with keys answer_1..answer_{{ questions | length }}."
+    import os
+
+    os.environ["ASSEMBLYAI_BASE_URL"] = os.environ["ASSEMBLYAI_LLM_GATEWAY_BASE_URL"] = local_api.url
+    report = call_sentiment(audio=str(sample_call), results_dir=str(tmp_path), prompt_template=template,
+                            questions=[{"question": "Was the customer's problem solved?"}], max_tokens=100)
+    counts = api_counts(local_api)
+    assert counts.get("POST /v2/upload", 0) == 0
+    assert counts.get("POST /v2/transcript", 0) == 0
+    assert counts.get("POST /v1/chat/completions") == 1
+    assert report.transcript_id == first_run[0].transcript_id and report.prompt_template == "<inline>"
+
+
+def _bad_inputs(tmp_path, sample_call):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.mp3"
+    text.write_text("not audio at all\n" * 10)
+    good = str(sample_call)
+    return [
+        (dict(audio=str(tmp_path / "missing.wav")), AudioInputError, "not found"),
+        (dict(audio=str(empty)), AudioInputError, "empty"),
+        (dict(audio=str(text)), AudioInputError, "does not look like audio"),
+        (dict(audio=good, prompt_template="no_such_template"), PromptError, "unknown prompt template"),
+        (dict(audio=good, prompt_template="{{ speaker_lines }\n"), PromptError, "syntax error"),
+        (dict(audio=good, prompt_template="{{ speaker_lines }} {{ customer_name }}\n"), PromptError, "customer_name"),
+    ]
+
+
+def test_bad_input_fails_clearly_before_any_request(prefect_harness, local_api, sample_call, tmp_path, monkeypatch):
+    """Missing, empty and non-audio files, unknown templates, syntax errors and undefined variables
+    each fail with a one-line error naming the input, and no request reaches the API."""
+    monkeypatch.setenv("ASSEMBLYAI_BASE_URL", local_api.url)
+    monkeypatch.setenv("ASSEMBLYAI_LLM_GATEWAY_BASE_URL", local_api.url)
+    for kwargs, error, text in _bad_inputs(tmp_path, sample_call):
+        local_api.reset_request_counts()
+        with pytest.raises(error, match=text) as info:
+            call_sentiment(results_dir=str(tmp_path), **kwargs)
+        assert "\n" not in str(info.value).strip()
+        assert api_counts(local_api) == {}, kwargs
