@@ -24,9 +24,12 @@ def _project_env() -> Path:
     """Keep Prefect's state inside the working folder and quiet offline (set before importing prefect)."""
     home = Path(os.environ.setdefault(HOME_ENV, str(Path.cwd() / ".callflows"))).resolve()
     os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)  # Prefect's SQLite file lives here
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT", "false")
+    # With no PREFECT_API_URL each run starts a temporary server: 10-25 s, longer on a busy machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     return home
 
 

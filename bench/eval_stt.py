@@ -1,0 +1,167 @@
+"""Speech-to-text evaluation of the local server: speed (audio seconds per processing second) and
+word error rate, on ../shared/evaldata when it is present.
+
+Sets: synthetic-support-call (espeak-ng call with its script) and hvb-harper-valley (real two-party
+calls, agent and caller channels mixed to mono; reference = the human transcript segments in time
+order). Text is normalised before scoring (lower case, punctuation removed, whitespace collapsed);
+numbers are not normalised, so "60" vs "sixty" counts as an error.
+
+Usage: python bench/eval_stt.py [--stt-model base|tiny.en] [--evaldata DIR] [--out FILE.json]
+Needs the `eval` extra (jiwer). Attribution: HarperValleyBank (Gridspace/Stanford), CC BY 4.0.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from callflows.client import AssemblyAIClient  # noqa: E402
+from callflows.models import TranscriptionOptions  # noqa: E402
+from callflows.settings import Settings  # noqa: E402
+
+
+def normalise(text: str) -> str:
+    text = re.sub(r"[^\w\s']", " ", text.lower()).replace("'", "")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path)) as w:
+        assert w.getsampwidth() == 2
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float32)
+        if w.getnchannels() > 1:
+            data = data.reshape(-1, w.getnchannels()).mean(axis=1)
+        return data, w.getframerate()
+
+
+def write_wav(path: Path, data: np.ndarray, rate: int) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.clip(data, -32768, 32767).astype(np.int16).tobytes())
+
+
+def harper_valley_calls(root: Path, tmp: Path) -> list[dict]:
+    calls = []
+    for agent_wav in sorted((root / "audio" / "agent").glob("*.wav")):
+        sid = agent_wav.stem
+        caller_wav = root / "audio" / "caller" / agent_wav.name
+        transcript = root / "transcript" / f"{sid}.json"
+        if not (caller_wav.exists() and transcript.exists()):
+            continue
+        a, rate = read_wav(agent_wav)
+        c, rate_c = read_wav(caller_wav)
+        assert rate == rate_c
+        n = max(len(a), len(c))
+        mix = np.zeros(n, np.float32)
+        mix[: len(a)] += a
+        mix[: len(c)] += c
+        out = tmp / f"hvb-{sid}.wav"
+        write_wav(out, mix, rate)
+        segments = sorted(json.loads(transcript.read_text()), key=lambda s: s["start_ms"])
+        reference = " ".join(s["human_transcript"] for s in segments)
+        calls.append({"set": "hvb-harper-valley", "name": sid, "audio": out, "reference": reference})
+    return calls
+
+
+def synthetic_call(root: Path) -> list[dict]:
+    script = root / "call_script.json"
+    if not script.exists():
+        return []
+    segments = json.loads(script.read_text())["segments"]
+    return [{"set": "synthetic-support-call", "name": "call.wav", "audio": root / "call.wav",
+             "reference": " ".join(s["text"] for s in segments)}]
+
+
+def start_server(data_dir: Path, stt_model: str) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, CALLFLOWS_STT_MODEL=stt_model)
+    env.pop("CALLFLOWS_LOCAL_API_KEY", None)
+    proc = subprocess.Popen([sys.executable, "-m", "local_api", "--port", str(port), "--data-dir", str(data_dir)],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if requests.get(f"{url}/_local/health", timeout=1).ok:
+                return proc, url
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("local server did not start")
+
+
+def transcribe(client: AssemblyAIClient, url: str, audio: Path) -> tuple[dict, float]:
+    upload = client.upload(audio)
+    created = client.create_transcript(TranscriptionOptions(speaker_labels=True).to_params(upload.upload_url))
+    while True:
+        t = client.get_transcript(created.id)
+        if t.is_done:
+            break
+        time.sleep(0.5)
+    if t.error:
+        raise RuntimeError(f"{audio}: {t.error}")
+    job = requests.get(f"{url}/_local/jobs/{created.id}", timeout=10).json()
+    return t, job["processing_ms"] / 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stt-model", default="base")
+    parser.add_argument("--evaldata", type=Path, default=ROOT.parent / "shared" / "evaldata")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    if not args.evaldata.is_dir():
+        print(f"No evaluation data at {args.evaldata}: nothing to evaluate (it is optional).")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        calls = synthetic_call(args.evaldata / "synthetic-support-call") + harper_valley_calls(
+            args.evaldata / "hvb-harper-valley", tmp)
+        proc, url = start_server(tmp / "server", args.stt_model)
+        try:
+            client = AssemblyAIClient(Settings(base_url=url))
+            rows = []
+            for call in calls:
+                t, processing_s = transcribe(client, url, call["audio"])
+                with wave.open(str(call["audio"])) as w:
+                    audio_s = w.getnframes() / w.getframerate()
+                wer = jiwer.wer(normalise(call["reference"]), normalise(t.text or ""))
+                rows.append({"set": call["set"], "call": call["name"], "audio_s": round(audio_s, 1),
+                             "processing_s": round(processing_s, 2), "speed_x": round(audio_s / processing_s, 1),
+                             "wer": round(wer, 3)})
+                print(f"{call['set']:24s} {call['name']:18s} {audio_s:6.1f} s audio  {processing_s:6.1f} s  "
+                      f"{audio_s / processing_s:5.1f}x  WER {wer:6.1%}", flush=True)
+        finally:
+            proc.terminate()
+            proc.wait()
+    for name in sorted({r["set"] for r in rows}):
+        sel = [r for r in rows if r["set"] == name]
+        audio, proc_s = sum(r["audio_s"] for r in sel), sum(r["processing_s"] for r in sel)
+        print(f"{name}: {len(sel)} calls, {audio / proc_s:.1f}x real time overall, mean WER "
+              f"{np.mean([r['wer'] for r in sel]):.1%} (range {min(r['wer'] for r in sel):.1%}–"
+              f"{max(r['wer'] for r in sel):.1%}), stt model {args.stt_model}")
+    if args.out:
+        args.out.write_text(json.dumps({"stt_model": args.stt_model, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
