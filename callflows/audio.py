@@ -6,6 +6,7 @@ library); a URL must be http(s), the only schemes AssemblyAI can fetch. Errors a
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,14 @@ class AudioSource:
 
 
 def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes, read in 1 MiB chunks (constant memory)."""
+    """SHA-256 of a file's bytes, read in 1 MiB chunks (constant memory). Memoised per
+    (path, size, mtime), so checking the same recording twice in one process hashes it once."""
+    stat = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(_HASH_CHUNK), b""):

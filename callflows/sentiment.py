@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, create_model
 from callflows.models import Sentiment, Transcript
 
 MAX_QUESTIONS = 20
-ANSWER_MAX_CHARS = 600
+ANSWER_MAX_CHARS = 400
 DEFAULT_LLM_MODEL = "claude-sonnet-4-5-20250929"  # the cookbook's model; the local server serves it locally
 
 AGENT_CONTEXT = "The agent represents the company and is trying to resolve the customer's request."
