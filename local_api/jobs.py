@@ -172,10 +172,12 @@ class JobRunner:
                              name=f"webhook-{tid[:8]}").start()
 
     def _classify(self, tid: str, exc: Exception) -> str:
-        name = type(exc).__name__
-        if name == "AudioError":
+        from local_api.engines.models import ModelError
+        from local_api.engines.pipeline import AudioError  # also OptionsError, its subclass
+
+        if isinstance(exc, AudioError):
             return str(exc) or "File does not appear to contain audio."
-        if name in ("ModelNotInstalledError", "ModelIntegrityError", "ModelError"):
+        if isinstance(exc, ModelError):
             log.error("job %s: speech model unavailable: %s", tid, exc)
             return f"Server error: {exc}"
         log.exception("job %s failed", tid, exc_info=exc)

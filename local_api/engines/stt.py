@@ -1,0 +1,125 @@
+"""Speech-to-text with faster-whisper (CTranslate2, CPU, int8) and per-word timestamps.
+
+Models come from :mod:`local_api.engines.models` (verified before loading). A loaded model is
+cached per name for the life of the process; loading is serialised by a lock, so concurrent
+callers share one instance. ``WhisperModel.transcribe`` itself may run from several threads at
+once, but on a 2-core machine that only slows both down: the server should run one
+transcription at a time (see :data:`TRANSCRIBE_LOCK`).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, TypedDict
+
+import numpy as np
+
+from .models import STT_MODELS, stt_model_dir
+
+__all__ = ["Word", "SAMPLE_RATE", "BEAM_SIZE", "TRANSCRIBE_LOCK", "get_whisper", "transcribe_words",
+           "whisper_language", "UnsupportedLanguageError"]
+
+SAMPLE_RATE = 16_000  # Hz, what Whisper expects
+
+# Beam size, measured on two synthetic two-voice calls (70 s sample / 76 s own clip) on 2 shared
+# cores; WER ignoring numbers:    tiny.en          base            CPU s for the sample (tiny / base)
+#   beam 1 (greedy)               12.9 % / 4.0 %    7.5 % / 3.0 %     7.6 / 11.6
+#   beam 3                        10.8 % / 2.5 %    5.9 % / 3.0 %     7.5 / 18.2
+#   beam 5 (Whisper's default)    10.2 % / 2.5 %    6.5 % / 2.0 %     9.7 / 19.9
+# Beam 5 costs ~30-70 % more CPU than greedy for 1-3 points less WER; calls are analysed offline,
+# so accuracy wins. CALLFLOWS_STT_BEAM_SIZE=1 saves 25-40 % of the time.
+BEAM_SIZE = int(os.environ.get("CALLFLOWS_STT_BEAM_SIZE", "5"))
+
+# Held by transcribe_words around the decode: one transcription at a time per process.
+TRANSCRIBE_LOCK = threading.Lock()
+
+
+class Word(TypedDict):
+    """One recognised word. ``start``/``end`` in integer milliseconds; ``confidence`` in 0..1."""
+
+    text: str
+    start: int
+    end: int
+    confidence: float
+
+
+class UnsupportedLanguageError(ValueError):
+    """The requested language is not supported by the chosen model (e.g. ``fr`` with ``tiny.en``)."""
+
+
+_models: dict[str, Any] = {}
+_models_lock = threading.Lock()
+
+
+def _threads() -> int:
+    try:
+        return max(1, int(os.environ.get("CALLFLOWS_STT_THREADS", "2")))
+    except ValueError:
+        return 2
+
+
+def get_whisper(model_name: str) -> Any:
+    """The cached ``faster_whisper.WhisperModel`` for a registry name ("tiny.en", "base").
+
+    First call per name: verifies the files' sha256 (see models.py) and loads the model (~0.5 s
+    tiny.en, ~1 s base). Raises KeyError, ModelNotInstalledError, ModelIntegrityError.
+    """
+    with _models_lock:
+        model = _models.get(model_name)
+        if model is None:
+            from faster_whisper import WhisperModel
+
+            folder = stt_model_dir(model_name)
+            model = WhisperModel(str(folder), device="cpu", compute_type="int8",
+                                 cpu_threads=_threads(), num_workers=1)
+            _models[model_name] = model
+        return model
+
+
+def whisper_language(language_code: str | None) -> str | None:
+    """AssemblyAI language code → Whisper's (``"en_us"`` → ``"en"``); None stays None (detect)."""
+    if not language_code:
+        return None
+    return language_code.lower().replace("-", "_").split("_")[0]
+
+
+def transcribe_words(audio: np.ndarray, model_name: str, language_code: str | None = "en_us",
+                     *, beam_size: int | None = None) -> tuple[list[Word], str]:
+    """Transcribe 16 kHz mono float32 ``audio`` (shape ``(n_samples,)``, values in -1..1).
+
+    Returns ``(words, language_code)``: words in time order with Whisper's punctuation kept
+    (``"Hello,"``), times in integer ms, confidence = Whisper's word probability. The language code
+    is the one asked for, or the detected Whisper code (e.g. ``"en"``) when ``language_code`` is
+    None. English-only models (``*.en``) accept only English and always report ``"en"`` when
+    detecting. Uses VAD filtering (silences are skipped) and ``beam_size`` (default BEAM_SIZE).
+    """
+    if model_name not in STT_MODELS:
+        raise KeyError(f"unknown speech model {model_name!r}; known: {', '.join(sorted(STT_MODELS))}")
+    lang = whisper_language(language_code)
+    english_only = model_name.endswith(".en")
+    if english_only and lang not in (None, "en"):
+        raise UnsupportedLanguageError(
+            f"speech model {model_name!r} is English-only; language_code {language_code!r} is not supported")
+    if english_only:
+        lang = "en"
+    model = get_whisper(model_name)
+    audio = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+    words: list[Word] = []
+    with TRANSCRIBE_LOCK:
+        segments, info = model.transcribe(
+            audio, language=lang, task="transcribe", beam_size=beam_size or BEAM_SIZE,
+            word_timestamps=True, vad_filter=True, condition_on_previous_text=False,
+        )
+        last_start = 0
+        for seg in segments:  # generator: decoding happens while iterating
+            for w in seg.words or ():
+                text = w.word.strip()
+                if not text:
+                    continue
+                start = max(int(round(w.start * 1000)), last_start)
+                end = max(int(round(w.end * 1000)), start)
+                words.append(Word(text=text, start=start, end=end,
+                                  confidence=round(float(w.probability), 5)))
+                last_start = start
+    detected = language_code if language_code else (info.language or "en")
+    return words, detected
