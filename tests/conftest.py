@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +24,8 @@ for _name in ("ASSEMBLYAI_API_KEY", "ASSEMBLYAI_BASE_URL", "ASSEMBLYAI_LLM_GATEW
 
 import pytest  # noqa: E402
 import requests  # noqa: E402
+
+from callflows.localserver import LocalServer, start_local_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_CALL = ROOT / "samples" / "support_call.wav"
@@ -47,9 +46,13 @@ class LocalApi:
     url: str
     data_dir: Path
     log_path: Path
-    process: subprocess.Popen
+    server: LocalServer
     api_key: str | None = None
     env: dict = field(default_factory=dict)
+
+    @property
+    def process(self):
+        return self.server.process
 
     def headers(self) -> dict[str, str]:
         return {"authorization": self.api_key} if self.api_key else {}
@@ -64,19 +67,12 @@ class LocalApi:
         requests.delete(f"{self.url}/_local/requests", timeout=10).raise_for_status()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self.server.stop()
 
 
 def start_local_api(data_dir: Path, *, api_key: str | None = None, extra_env: dict | None = None,
                     timeout_s: float = 60) -> LocalApi:
-    """Start ``python -m local_api`` on a free loopback port and wait until /_local/health answers."""
-    port = free_port()
+    """Start ``python -m local_api`` on a free loopback port with the test models; wait until healthy."""
     env = dict(os.environ)
     env.pop("ASSEMBLYAI_API_KEY", None)
     env.update({
@@ -90,26 +86,9 @@ def start_local_api(data_dir: Path, *, api_key: str | None = None, extra_env: di
     env.update(extra_env or {})
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "server.log"
-    log = open(log_path, "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "local_api", "--host", "127.0.0.1", "--port", str(port),
-         "--data-dir", str(data_dir)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"local_api exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-        try:
-            if requests.get(f"{url}/_local/health", timeout=2).ok:
-                return LocalApi(url=url, data_dir=data_dir, log_path=log_path, process=proc,
-                                api_key=api_key, env=env)
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"local_api did not become healthy in {timeout_s}s:\n{log_path.read_text()[-4000:]}")
+    url = f"http://127.0.0.1:{free_port()}"
+    server = start_local_server(url, log_path, data_dir=data_dir, env=env, timeout_s=timeout_s)
+    return LocalApi(url=url, data_dir=data_dir, log_path=log_path, server=server, api_key=api_key, env=env)
 
 
 @pytest.fixture(scope="session")
