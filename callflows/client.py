@@ -197,4 +197,6 @@ class LLMGatewayClient(_HTTPClient):
     def chat_completion(self, request: ChatCompletionRequest) -> ChatCompletion:
         """``POST /v1/chat/completions``. Raises ``APIError`` (429/5xx retryable)."""
         response = self._request("POST", "/v1/chat/completions", json=request.payload(), timeout=self.timeout_s)
-        return ChatCompletion.model_validate(response.json())
+        completion = ChatCompletion.model_validate(response.json())
+        completion.served_by = response.headers.get("x-callflows-served-by")
+        return completion

@@ -206,6 +206,8 @@ class ChatCompletion(APIModel):
 
     request_id: str | None = None
     choices: list[ChatChoice]
+    served_by: str | None = Field(None, description="not an API field: the local model that answered, from "
+                                                    "the local server's X-Callflows-Served-By header")
     usage: ChatUsage | None = None
     request: dict[str, Any] | None = None
 

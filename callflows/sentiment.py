@@ -78,6 +78,7 @@ class QuestionAnswer(BaseModel):
 
 class LLMUsage(BaseModel):
     model: str
+    served_by: str | None = Field(None, description="the local model that answered (local server only)")
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     attempts: int = 1
@@ -101,7 +102,9 @@ class SentimentReport(BaseModel):
         """The report as Markdown (used for the Prefect artifact and the CLI)."""
         out = [f"# Call sentiment: {self.audio}", "",
                f"Transcript `{self.transcript_id}`, {fmt_seconds(self.audio_duration_s)} of audio, "
-               f"{len(self.sentences)} sentences. LLM: `{self.llm.model}` (template `{self.prompt_template}`).", "",
+               f"{len(self.sentences)} sentences. LLM: `{self.llm.model}`"
+               f"{f' (served locally by `{self.llm.served_by}`)' if self.llm.served_by else ''}, "
+               f"template `{self.prompt_template}`.", "",
                "## Sentiment per speaker", "", "| speaker | positive | neutral | negative | sentences |",
                "|---|---:|---:|---:|---:|"]
         for speaker, c in [*self.counts_by_speaker.items(), ("**all**", self.counts)]:

@@ -112,7 +112,7 @@ def call_sentiment(
     report.answers = [QuestionAnswer(**q.model_dump(), answer=getattr(parsed, f"answer_{i}"))
                       for i, q in enumerate(questions, 1)]
     usage = completion.usage
-    report.llm = LLMUsage(model=model, prompt_tokens=usage and usage.prompt_tokens,
+    report.llm = LLMUsage(model=model, served_by=completion.served_by, prompt_tokens=usage and usage.prompt_tokens,
                           completion_tokens=usage and usage.completion_tokens, attempts=attempt)
     publish_report(report, report.to_markdown(), str(out_dir / "sentiment.json"), ARTIFACT_KEY)
     return report

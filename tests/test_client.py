@@ -92,6 +92,7 @@ def test_chat_completion_with_structured_output(local_api):
         model="claude-sonnet-4-5-20250929", max_tokens=30, temperature=0,
         messages=[ChatMessage(role="user", content="Say hello.")]))
     assert completion.content.strip()
+    assert completion.served_by == "smollm2-135m"  # the local model, named by the X-Callflows-Served-By header
     assert completion.usage.prompt_tokens > 0 and completion.usage.total_tokens >= completion.usage.prompt_tokens
 
 

@@ -40,6 +40,7 @@ def test_report_has_sentences_with_speaker_times_and_answers(first_run):
     assert sum(c.total for c in report.counts_by_speaker.values()) == len(report.sentences) == report.counts.total
     assert [a.question for a in report.answers] == [q.question for q in DEFAULT_QUESTIONS]
     assert all(a.answer.strip() for a in report.answers)
+    assert report.llm.served_by == "smollm2-135m" and report.llm.prompt_tokens > 100
 
 
 def test_report_is_written_as_json_and_markdown_artifact(first_run):
