@@ -101,3 +101,17 @@ def check_audio(audio: str | Path) -> AudioSource:
             f"Pass a recording in a common format ({SUPPORTED_HINT})")
     return AudioSource(kind="file", value=str(path.resolve()), sha256=file_sha256(path), size_bytes=size,
                        mime=kind.mime)
+
+
+def wav_channels(source: AudioSource) -> int | None:
+    """Number of channels of a local WAV file (read from its header), or None when the source is a
+    URL, not a WAV, or a WAV the standard library cannot parse (the API then decides)."""
+    if source.kind != "file" or not (source.mime or "").endswith("wav"):
+        return None
+    import wave
+
+    try:
+        with wave.open(source.value) as w:
+            return w.getnchannels()
+    except (wave.Error, EOFError, OSError):
+        return None

@@ -23,7 +23,8 @@ from callflows.errors import (
     RateLimitError, ServerError, TransportError,
 )
 from callflows.models import (
-    ChatCompletion, ChatCompletionRequest, SentencesResponse, Transcript, TranscriptParams, UploadedFile,
+    ChatCompletion, ChatCompletionRequest, SentencesResponse, SpeakerIdentification, Transcript, TranscriptParams,
+    UnderstandingResponse, UploadedFile,
 )
 from callflows.settings import Settings
 
@@ -200,3 +201,12 @@ class LLMGatewayClient(_HTTPClient):
         completion = ChatCompletion.model_validate(response.json())
         completion.served_by = response.headers.get("x-callflows-served-by")
         return completion
+
+    def identify_speakers(self, transcript_id: str, identification: SpeakerIdentification) -> UnderstandingResponse:
+        """``POST /v1/understanding`` speaker identification on an existing transcript (which must have
+        been created with ``speaker_labels``). Source: AssemblyAI docs, "Speaker identification on an
+        existing transcript"."""
+        body = {"transcript_id": transcript_id, "speech_understanding": {"request": {
+            "speaker_identification": identification.model_dump(exclude_none=True)}}}
+        response = self._request("POST", "/v1/understanding", json=body, timeout=self.timeout_s)
+        return UnderstandingResponse.model_validate(response.json())

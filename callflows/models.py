@@ -219,3 +219,36 @@ class ChatCompletion(APIModel):
     @property
     def finish_reason(self) -> str | None:
         return self.choices[0].finish_reason if self.choices else None
+
+
+# --- LLM Gateway: speech understanding (speaker identification) ----------------------------------
+
+class SpeakerDescription(APIModel):
+    """One entry of ``speakers``: a role or name, with an optional description."""
+
+    role: str | None = Field(None, max_length=35)
+    name: str | None = Field(None, max_length=35)
+    description: str | None = None
+
+
+class SpeakerIdentification(APIModel):
+    """``speech_understanding.request.speaker_identification``: ``known_values`` or ``speakers``, not both."""
+
+    speaker_type: Literal["role", "name"] = "role"
+    known_values: list[str] | None = None
+    speakers: list[SpeakerDescription] | None = None
+
+
+class UnderstandingResponse(APIModel):
+    """``POST /v1/understanding`` response: the transcript's utterances and words with ``speaker``
+    replaced by the identified role or name, and the mapping (original label → role)."""
+
+    request_id: str | None = None
+    speech_understanding: dict[str, Any] = Field(default_factory=dict)
+    utterances: list[Utterance] | None = None
+    words: list[Word] | None = None
+
+    @property
+    def mapping(self) -> dict[str, str]:
+        response = (self.speech_understanding.get("response") or {}).get("speaker_identification") or {}
+        return dict(response.get("mapping") or {})

@@ -29,7 +29,7 @@ def response_format_for(model: type[BaseModel], name: str) -> ResponseFormat:
 def parse_answer(content: str, model: type[M]) -> M:
     """Parse the LLM's ``content`` as JSON and validate it against ``model``.
 
-    Tolerates a Markdown code fence around the JSON. Raises ``LLMOutputError`` (keeping the raw
+    Tolerates a Markdown code fence around the JSON and raw control characters inside strings. Raises ``LLMOutputError`` (keeping the raw
     answer) when the text is not JSON or does not match.
     """
     text = content.strip()
@@ -37,7 +37,7 @@ def parse_answer(content: str, model: type[M]) -> M:
     if fenced:
         text = fenced.group(1)
     try:
-        data = json.loads(text)
+        data = json.loads(text, strict=False)  # tolerate raw newlines/tabs inside strings
     except json.JSONDecodeError as exc:
         raise LLMOutputError(f"the LLM answer is not valid JSON ({exc.msg} at char {exc.pos})", content) from None
     try:

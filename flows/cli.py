@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     an.add_argument("audio", help="local recording path or http(s) URL")
     an.add_argument("--out", default="results", help="folder for JSON results (default: results)")
     an.add_argument("--model", default=None, help="LLM Gateway model")
-    an.add_argument("--prompt-template", default="sentiment", help="template name in prompts/ or template text")
+    an.add_argument("--prompt-template", default="sentiment",
+                    help="sentiment prompt: template name in prompts/ or template text")
     an.add_argument("--questions", type=Path, default=None,
                     help="JSON file with a list of {question, context, answer_format}")
     an.add_argument("--speakers-expected", type=int, default=None)
@@ -87,26 +88,34 @@ def analyze(args: argparse.Namespace, home: Path) -> int:
     else:
         print(settings.describe(), flush=True)
 
+    from flows.scorecard import sales_scorecard
     from flows.sentiment import call_sentiment
 
-    kwargs = {"audio": args.audio, "results_dir": args.out, "prompt_template": args.prompt_template,
-              "speakers_expected": args.speakers_expected}
-    for name, value in (("model", args.model), ("questions", questions), ("max_tokens", args.max_tokens)):
+    common = {"audio": args.audio, "results_dir": args.out, "speakers_expected": args.speakers_expected}
+    for name, value in (("model", args.model), ("max_tokens", args.max_tokens)):
         if value is not None:
-            kwargs[name] = value
+            common[name] = value
+    sentiment_kwargs = dict(common, prompt_template=args.prompt_template)
+    if questions is not None:
+        sentiment_kwargs["questions"] = questions
+    analyses = [("call sentiment", call_sentiment, sentiment_kwargs), ("sales scorecard", sales_scorecard, common)]
     started = time.monotonic()
+    failed = []
     try:
-        report = call_sentiment(**kwargs)
-    except CallflowsError as exc:
-        print(f"callflows: error: {exc}", file=sys.stderr)
-        return 1
+        for name, flow_fn, kwargs in analyses:
+            try:
+                report = flow_fn(**kwargs)
+            except CallflowsError as exc:  # the other analyses still run; results already written stay
+                print(f"callflows: error: {name} failed: {exc}", file=sys.stderr)
+                failed.append(name)
+                continue
+            print()
+            print(report.to_markdown())
     finally:
         if server is not None:
             server.stop()
-    print()
-    print(report.to_markdown())
     print(f"Results written under {Path(args.out).resolve()} ({time.monotonic() - started:.0f} s).")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

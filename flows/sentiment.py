@@ -5,23 +5,21 @@ LLM (prompt from prompts/, structured JSON answer) → ``SentimentReport`` (JSON
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from pydantic import Field
 
 from callflows.audio import check_audio
 from callflows.errors import InputError, LLMOutputError
-from callflows.models import ChatCompletionRequest, ChatMessage, TranscriptionOptions
+from callflows.models import TranscriptionOptions
 from callflows.prompts import load_template, render
 from callflows.sentiment import (
     DEFAULT_LLM_MODEL, DEFAULT_QUESTIONS, MAX_QUESTIONS, LLMUsage, Question, QuestionAnswer, SentimentReport,
     answers_model, count_sentiments, example_context, prompt_context, sentence_sentiments, speaker_lines,
 )
-from callflows.structured import parse_answer, response_format_for
+from flows.common import ask_structured, result_dir
 from flows.transcribe import transcribe_call
-from tasks.llm import chat_completion
 from tasks.reports import publish_report
 
 ARTIFACT_KEY = "call-sentiment"
@@ -36,11 +34,6 @@ def check_questions(questions: list[Question]) -> list[Question]:
         raise InputError(f"questions has {len(questions)} entries; at most {MAX_QUESTIONS} fit one prompt. "
                          f"Split them over several runs")
     return [q if isinstance(q, Question) else Question.model_validate(q) for q in questions]
-
-
-def result_dir(results_dir: str, audio_name: str, transcript_id: str) -> Path:
-    """``<results_dir>/<audio name>-<first 8 chars of the transcript id>/``."""
-    return Path(results_dir) / f"{audio_name}-{transcript_id[:8]}"
 
 
 @flow(name="call-sentiment")
@@ -72,7 +65,6 @@ def call_sentiment(
     ``TranscriptFailedError``, ``LLMOutputError`` (after one retry with the validation error; the
     report without answers is still written as ``sentiment.partial.json``).
     """
-    logger = get_run_logger()
     questions = check_questions(questions)
     template = load_template(prompt_template)
     render(template, example_context(questions))  # syntax, undefined variables, sandbox: before any request
@@ -90,29 +82,18 @@ def call_sentiment(
                              sentences=sentences, counts=counts, counts_by_speaker=per_speaker, answers=[],
                              prompt_template=template.name, llm=LLMUsage(model=model))
 
-    answers_cls = answers_model(len(questions))
-    request = ChatCompletionRequest(model=model, messages=[ChatMessage(role="user", content=prompt)],
-                                    max_tokens=max_tokens, temperature=temperature,
-                                    response_format=response_format_for(answers_cls, "sentiment_answers"))
-    for attempt in (1, 2):
-        completion = chat_completion(request)
-        try:
-            parsed = parse_answer(completion.content, answers_cls)
-            break
-        except LLMOutputError as exc:
-            if attempt == 2:
-                publish_report(report, report.to_markdown(), str(out_dir / "sentiment.partial.json"), ARTIFACT_KEY)
-                raise
-            logger.warning("Asking again: %s", exc)
-            request = request.model_copy(update={"messages": [
-                *request.messages, ChatMessage(role="assistant", content=completion.content),
-                ChatMessage(role="user", content=f"That answer was rejected: {exc}. Reply again with only the "
-                                                 f"JSON object described above.")]})
+    try:
+        parsed, completion, attempts = ask_structured(prompt, answers_model(len(questions)),
+                                                      schema_name="sentiment_answers", model=model,
+                                                      max_tokens=max_tokens, temperature=temperature)
+    except LLMOutputError:
+        publish_report(report, report.to_markdown(), str(out_dir / "sentiment.partial.json"), ARTIFACT_KEY)
+        raise
 
     report.answers = [QuestionAnswer(**q.model_dump(), answer=getattr(parsed, f"answer_{i}"))
                       for i, q in enumerate(questions, 1)]
     usage = completion.usage
     report.llm = LLMUsage(model=model, served_by=completion.served_by, prompt_tokens=usage and usage.prompt_tokens,
-                          completion_tokens=usage and usage.completion_tokens, attempts=attempt)
+                          completion_tokens=usage and usage.completion_tokens, attempts=attempts)
     publish_report(report, report.to_markdown(), str(out_dir / "sentiment.json"), ARTIFACT_KEY)
     return report

@@ -36,6 +36,13 @@ Behaviour choices (where AssemblyAI's is unknown or impossible offline):
   → 400 ``Transcript has been deleted``.
 * DELETE of a queued or processing transcript → 400 (the job would otherwise write it back).
 * features the engines lack (summarization, entity_detection, redact_pii, …) → 400 naming the field.
+* ``multichannel: true``: each channel is transcribed on its own; words, utterances and sentiment
+  results carry ``channel`` ("1" = left, "2" = right, …), ``speaker`` is the channel ("1", "2") or,
+  with ``speaker_labels`` too, ``"<channel><letter>"`` ("1A", "2A"), and ``audio_channels`` is set
+  (AssemblyAI docs, "Multichannel transcription"). A mono file ends in status "error" with
+  engines.pipeline.MONO_MULTICHANNEL_ERROR (AssemblyAI's behaviour there is UNCONFIRMED).
+* ``/v1/understanding``: see local_api/understanding.py (heuristic identification, a 400 naming
+  ``speaker_labels`` for a transcript without utterances, unmapped values listed, not an error).
 """
 from __future__ import annotations
 

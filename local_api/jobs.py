@@ -240,6 +240,7 @@ class JobRunner:
             sentiment_analysis=bool(t.get("sentiment_analysis")),
             punctuate=t.get("punctuate") is not False,
             format_text=t.get("format_text") is not False,
+            multichannel=bool(t.get("multichannel")),
         )
 
     # ------------------------------------------------------------------ webhooks

@@ -50,14 +50,14 @@ TRANSCRIPT_KEYS: dict[str, Any] = {
 }
 
 RESULT_KEYS = ("text", "words", "utterances", "confidence", "audio_duration",
-               "sentiment_analysis_results", "speech_model_used")
+               "sentiment_analysis_results", "speech_model_used", "audio_channels")
 
 _BOOLS = ("punctuate", "format_text", "speaker_labels", "sentiment_analysis", "language_detection",
           "disfluencies", "filter_profanity", "speed_boost", "multichannel", "dual_channel",
           "auto_highlights", "redact_pii", "redact_pii_audio", "content_safety", "iab_categories",
           "auto_chapters", "summarization", "custom_topics", "entity_detection")
 # Features the offline engines do not have: asking for them is a 400, not a silently empty result.
-UNSUPPORTED_FEATURES = ("multichannel", "dual_channel", "auto_highlights", "redact_pii",
+UNSUPPORTED_FEATURES = ("auto_highlights", "redact_pii",
                         "redact_pii_audio", "content_safety", "iab_categories", "auto_chapters",
                         "summarization", "custom_topics", "entity_detection")
 _UNSUPPORTED_VALUES = ("audio_start_from", "audio_end_at", "custom_spelling", "speech_understanding")
@@ -144,10 +144,14 @@ def validate_params(body: Any) -> dict:
             raise ParamError("language_detection_options must be an Object")
         params["language_detection_options"] = body["language_detection_options"]
 
+    if params.get("dual_channel"):
+        raise ParamError("dual_channel is deprecated and not supported by the local AssemblyAI-"
+                         "compatible server: use multichannel: true")
     for key in UNSUPPORTED_FEATURES:
         if params.get(key):
             raise ParamError(f"{key} is not supported by the local AssemblyAI-compatible server "
-                             "(offline engines: transcription, speaker labels, sentiment analysis)")
+                             "(offline engines: transcription, speaker labels, multichannel, "
+                             "sentiment analysis)")
     for key in _UNSUPPORTED_VALUES:
         if body.get(key) not in (None, [], {}):
             raise ParamError(f"{key} is not supported by the local AssemblyAI-compatible server")
@@ -205,12 +209,16 @@ def new_transcript(transcript_id: str, params: dict) -> dict:
 
 
 def apply_result(t: dict, result: dict) -> None:
-    """Copy a pipeline result into the API object (completed)."""
+    """Copy a pipeline result into the API object (completed).
+
+    ``utterances`` are null unless ``speaker_labels`` or ``multichannel`` [SPEC Transcript.utterances];
+    ``audio_channels`` is set only with ``multichannel`` ("only present when multichannel is
+    enabled", [SPEC Transcript.audio_channels])."""
     t["text"] = result.get("text") or ""
     t["words"] = result.get("words") or []
-    t["utterances"] = result.get("utterances") if t.get("speaker_labels") else None
-    if t["utterances"] is None and t.get("speaker_labels"):
-        t["utterances"] = []
+    with_utterances = bool(t.get("speaker_labels") or t.get("multichannel"))
+    t["utterances"] = (result.get("utterances") or []) if with_utterances else None
+    t["audio_channels"] = result.get("audio_channels") if t.get("multichannel") else None
     t["sentiment_analysis_results"] = (result.get("sentiment_analysis_results") or []
                                        if t.get("sentiment_analysis") else None)
     duration = result.get("audio_duration")

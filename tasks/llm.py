@@ -4,7 +4,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 
 from callflows.client import LLMGatewayClient
-from callflows.models import ChatCompletion, ChatCompletionRequest
+from callflows.models import ChatCompletion, ChatCompletionRequest, SpeakerIdentification, UnderstandingResponse
 from tasks.common import RETRYING, resolve_settings
 
 
@@ -19,3 +19,21 @@ def chat_completion(request: ChatCompletionRequest) -> ChatCompletion:
                           usage and usage.prompt_tokens, usage and usage.completion_tokens,
                           completion.finish_reason)
     return completion
+
+
+def _identify_key(context, parameters) -> str:
+    from tasks.common import stable_hash
+
+    identification = parameters["identification"]
+    return (f"speakers-{resolve_settings().account_fingerprint()}-"
+            f"{stable_hash([parameters['transcript_id'], identification.model_dump(exclude_none=True)])}")
+
+
+@task(name="identify_speakers", cache_key_fn=_identify_key, persist_result=True, **RETRYING)
+def identify_speakers(transcript_id: str, identification: SpeakerIdentification) -> UnderstandingResponse:
+    """``POST /v1/understanding`` speaker identification (roles or names) on a transcript with speaker
+    labels. Cached by (transcript, request): a rerun asks once."""
+    with LLMGatewayClient(resolve_settings()) as client:
+        response = client.identify_speakers(transcript_id, identification)
+    get_run_logger().info("Speakers identified: %s", response.mapping)
+    return response

@@ -25,14 +25,18 @@ def test_missing_audio_is_a_one_line_error(tmp_path):
 
 
 def test_analyze_uses_the_running_local_server_and_writes_results(local_api, sample_call, tmp_path):
-    """With no key, analyze says in one line that it uses the local server, prints the report, writes JSON."""
+    """With no key, analyze says in one line that it uses the local server, prints the sentiment report
+    and the sales scorecard, and writes their JSON."""
     out = tmp_path / "out"
-    result = run_cli("analyze", str(sample_call), "--out", str(out), "--max-tokens", "300",
+    result = run_cli("analyze", str(sample_call), "--out", str(out),
                      env_extra={"CALLFLOWS_HOME": str(tmp_path / "home"), "CALLFLOWS_LOCAL_API_URL": local_api.url,
                                 "PREFECT_HOME": str(tmp_path / "home" / "prefect")})
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"No ASSEMBLYAI_API_KEY set: using the local AssemblyAI-compatible server at {local_api.url} " \
            f"(already running)." in result.stdout
     assert "## Sentiment per speaker" in result.stdout and "## Questions" in result.stdout
+    assert "# Sales scorecard" in result.stdout and "## Top coaching suggestions" in result.stdout
     [path] = out.glob("*/sentiment.json")
     assert len(json.loads(path.read_text())["answers"]) == 5
+    [path] = out.glob("*/scorecard.json")
+    assert len(json.loads(path.read_text())["coaching_suggestions"]) == 3

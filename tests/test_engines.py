@@ -330,3 +330,75 @@ def test_audio_error_on_100ms_clip(tmp_path):
     f = _write_wav(tmp_path / "blip.wav", 0.3 * np.sin(2 * np.pi * 440 * t))
     with pytest.raises(AudioError, match=r"^Audio duration is too short\.$"):
         transcribe_file(f, speech_model=STT)
+
+
+# ---------------------------------------------------------------------------------- multichannel
+
+def test_channel_utterances_split_on_turns_not_on_interjections():
+    """Per-channel turns: channel 1 keeps one utterance across an "uh-huh" of channel 2 that overlaps
+    its speech, and starts a new one after channel 2 spoke in its pause; every utterance carries its
+    channel; the list is in time order."""
+    from local_api.engines.sentences import build_channel_utterances, by_channel, split_sentences
+
+    def w(text, start, end, ch):
+        return {"text": text, "start": start, "end": end, "confidence": 0.9, "speaker": ch, "channel": ch}
+
+    words = sorted([
+        w("I", 0, 200, "1"), w("checked", 250, 600, "1"), w("uh-huh", 500, 800, "2"),  # interjection
+        w("your", 650, 900, "1"), w("bill.", 950, 1300, "1"),
+        w("Great,", 2000, 2400, "2"), w("thanks.", 2450, 2900, "2"),                   # a turn
+        w("Anything", 3500, 3900, "1"), w("else?", 3950, 4300, "1"),
+    ], key=lambda x: x["start"])
+    utts = build_channel_utterances(words)
+    assert [(u["channel"], u["text"]) for u in utts] == [
+        ("1", "I checked your bill."), ("2", "uh-huh"), ("2", "Great, thanks."), ("1", "Anything else?")]
+    assert all(u["speaker"] == u["channel"] and {x["channel"] for x in u["words"]} == {u["channel"]}
+               for u in utts)
+    sentences = by_channel(words, split_sentences)
+    assert [" ".join(x["text"] for x in s) for s in sentences][:2] == ["I checked your bill.", "uh-huh"]
+
+
+def test_decode_channels_keeps_channels_at_16_khz(tmp_path):
+    """decode_channels returns (channels, samples) at 16 kHz with each channel's own signal
+    (here a 3-channel 8 kHz WAV: constant, negative constant, silence)."""
+    from local_api.engines.pipeline import decode_channels
+
+    frames = np.zeros((8000, 3), dtype="<i2")
+    frames[:, 0], frames[:, 1] = 3000, -6000
+    path = tmp_path / "three.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(3)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(frames.tobytes())
+    audio = decode_channels(path)
+    assert audio.shape[0] == 3 and abs(audio.shape[1] - 16_000) <= 64 and audio.dtype == np.float32
+    middle = audio[:, 4000:12000]
+    assert np.allclose(middle[0], 3000 / 32768, atol=2e-3) and np.allclose(middle[1], -6000 / 32768, atol=2e-3)
+    assert np.abs(middle[2]).max() == 0
+
+
+def test_multichannel_silent_channel_has_no_words_and_mono_is_refused(tmp_path):
+    """The sample's first 5.5 s (the agent's greeting) on channel 1 and digital silence on channel
+    2: every word is on channel "1" with speaker "1" ("1A" with speaker_labels), audio_channels is 2;
+    the mono sample with multichannel raises OptionsError with the documented message."""
+    from local_api.engines.pipeline import MONO_MULTICHANNEL_ERROR, OptionsError, transcribe_file
+
+    with wave.open(str(SAMPLE_WAV), "rb") as src:
+        rate = src.getframerate()
+        mono = np.frombuffer(src.readframes(int(rate * 5.5)), dtype="<i2")
+    stereo = np.zeros((mono.size, 2), dtype="<i2")
+    stereo[:, 0] = mono
+    path = tmp_path / "left_only.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(stereo.tobytes())
+    out = transcribe_file(path, speech_model=STT, multichannel=True, speaker_labels=True)
+    assert out["audio_channels"] == 2 and len(out["words"]) >= 5
+    assert {(w["channel"], w["speaker"]) for w in out["words"]} == {("1", "1A")}
+    assert [(u["channel"], u["speaker"]) for u in out["utterances"]] == [("1", "1A")]
+    with pytest.raises(OptionsError) as exc:
+        transcribe_file(SAMPLE_WAV, speech_model=STT, multichannel=True)
+    assert str(exc.value) == MONO_MULTICHANNEL_ERROR

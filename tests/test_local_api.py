@@ -272,6 +272,7 @@ def test_bad_requests_are_400_with_an_error_message(local_api):
         ({"audio_url": "file:///etc/passwd"}, "audio_url"),
         ({"punctuate": True}, "audio_url is required"),
         ({"audio_url": "https://example.com/a.wav", "summarization": True}, "summarization is not supported"),
+        ({"audio_url": "https://example.com/a.wav", "dual_channel": True}, "use multichannel: true"),
         ({"audio_url": "https://example.com/a.wav", "speakers_expected": 2,
           "speaker_options": {"min_speakers_expected": 1}}, "not both"),
     ]

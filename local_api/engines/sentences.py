@@ -1,16 +1,20 @@
 """Sentences, paragraphs and utterances from timed words.
 
-A word is a dict with ``text`` (str), ``start``/``end`` (integer ms), ``confidence`` (0..1) and
-optionally ``speaker`` ("A", "B", … or None). Whisper often joins sentences with commas
+A word is a dict with ``text`` (str), ``start``/``end`` (integer ms), ``confidence`` (0..1),
+optionally ``speaker`` ("A", "B", … or None) and, in multichannel transcripts, ``channel`` ("1",
+"2", …). Words of different channels may overlap in time: the ``*_by_channel`` helpers split each
+channel on its own and merge the pieces in time order. Whisper often joins sentences with commas
 ("Hi Sarah, my internet …"), so besides punctuation a sentence also ends at a pause.
 """
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter
 from typing import Any, Mapping, Sequence
 
-__all__ = ["split_sentences", "split_paragraphs", "build_utterances", "join_words",
+__all__ = ["split_sentences", "split_paragraphs", "build_utterances", "build_channel_utterances",
+           "by_channel", "has_channels", "join_words",
            "majority_speaker", "mean_confidence", "SENTENCE_PAUSE_MS", "COMMA_PAUSE_MS",
            "PARAGRAPH_PAUSE_MS", "PARAGRAPH_MAX_WORDS"]
 
@@ -171,3 +175,71 @@ def build_utterances(words: Sequence[Word]) -> list[dict[str, Any]]:
         run.append(w)
     flush()
     return out
+
+
+# ----------------------------------------------------------------------------------- multichannel
+def has_channels(words: Sequence[Word]) -> bool:
+    """Whether the words carry a ``channel`` (a multichannel transcript)."""
+    return any(w.get("channel") is not None for w in words)
+
+
+def _channel_key(ch: Any) -> tuple[int, str]:
+    text = str(ch)
+    return (int(text), text) if text.isdigit() else (1 << 30, text)
+
+
+def by_channel(words: Sequence[Word], split) -> list[list[Word]]:
+    """``split`` (split_sentences / split_paragraphs) applied to each channel's words on its own,
+    the groups merged in time order (ties: channel order). Words without channels: ``split(words)``."""
+    if not has_channels(words):
+        return split(words)
+    channels: dict[Any, list[Word]] = {}
+    for w in words:
+        channels.setdefault(w.get("channel"), []).append(w)
+    groups = [g for ch in sorted(channels, key=_channel_key) for g in split(channels[ch]) if g]
+    return sorted(groups, key=lambda g: int(g[0]["start"]))
+
+
+def build_channel_utterances(words: Sequence[Word]) -> list[dict[str, Any]]:
+    """Utterances of a multichannel transcript: ``{speaker, text, start, end, confidence, words,
+    channel}``, in order of start time.
+
+    Each channel is cut into turns on its own: a turn ends when the speaker changes within the
+    channel, or when a word of another channel lies entirely inside the pause between two of this
+    channel's words (the other side spoke: turn-taking). A word of another channel that overlaps
+    this channel's speech (an interjection, "uh-huh") does not cut the turn; it becomes an
+    utterance of its own channel.
+    """
+    channels: dict[Any, list[Word]] = {}
+    for w in words:
+        channels.setdefault(w.get("channel"), []).append(w)
+    out: list[dict[str, Any]] = []
+    for ch, own in channels.items():
+        others = sorted(((int(w["start"]), int(w["end"])) for w in words if w.get("channel") != ch))
+        starts = [o[0] for o in others]
+
+        def other_in_gap(g0: int, g1: int) -> bool:
+            i = bisect.bisect_left(starts, g0)
+            while i < len(others) and others[i][0] < g1:
+                if others[i][1] <= g1:
+                    return True
+                i += 1
+            return False
+
+        run: list[Word] = []
+        for w in own:
+            if run and (_speaker(w) != _speaker(run[-1])
+                        or other_in_gap(int(run[-1]["end"]), int(w["start"]))):
+                out.append(_utterance(run, ch))
+                run = []
+            run.append(w)
+        if run:
+            out.append(_utterance(run, ch))
+    out.sort(key=lambda u: (u["start"], _channel_key(u["channel"])))
+    return out
+
+
+def _utterance(run: Sequence[Word], channel: Any) -> dict[str, Any]:
+    return {"speaker": _speaker(run[0]), "text": join_words(run), "start": int(run[0]["start"]),
+            "end": int(run[-1]["end"]), "confidence": mean_confidence(run),
+            "words": [dict(w) for w in run], "channel": channel}

@@ -15,6 +15,7 @@ The analyzer is thread-safe for reading (one shared instance).
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from typing import Any, Mapping, Sequence
 
 from .sentences import join_words, majority_speaker
@@ -55,7 +56,8 @@ def classify(text: str) -> tuple[str, float]:
 def sentiment_results(sentences: Sequence[Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
     """One AssemblyAI sentiment result per sentence (a sentence = its list of words):
     ``{text, start, end, sentiment, confidence, speaker}``; times in ms; ``speaker`` is the
-    sentence's majority speaker, None when the words carry no speaker.
+    sentence's majority speaker, None when the words carry no speaker. Multichannel words (with a
+    ``channel``) add ``channel``: the sentence's channel ("1", "2", …).
     """
     out: list[dict[str, Any]] = []
     for words in sentences:
@@ -63,8 +65,11 @@ def sentiment_results(sentences: Sequence[Sequence[Mapping[str, Any]]]) -> list[
             continue
         text = join_words(words)
         label, conf = classify(text)
-        out.append({
+        item = {
             "text": text, "start": int(words[0]["start"]), "end": int(words[-1]["end"]),
             "sentiment": label, "confidence": conf, "speaker": majority_speaker(words),
-        })
+        }
+        if any(w.get("channel") is not None for w in words):
+            item["channel"] = Counter(w.get("channel") for w in words).most_common(1)[0][0]
+        out.append(item)
     return out

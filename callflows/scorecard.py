@@ -1,0 +1,211 @@
+"""Sales coaching scorecard: roles, conversation metrics, and an LLM scorecard whose quotes are checked.
+
+Follows AssemblyAI's sales-call example (transcribe with speaker labels and sentiment, identify
+speakers by role with ``/v1/understanding``, compute talk/listen ratio, then have the LLM write a
+coaching scorecard). Metrics are computed in code (``callflows.metrics``) and given to the LLM as
+numbers; every quote the LLM cites is checked to occur in the transcript (case and punctuation
+folded) and marked unverified when it does not.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, create_model, field_validator
+
+from callflows.errors import InputError
+from callflows.metrics import ConversationMetrics
+from callflows.sentiment import LLMUsage
+
+DEFAULT_ROLES = ["Sales Rep", "Customer"]
+DEFAULT_IDEAL_REP_TALK_SHARE = 0.4  # 40/60 rep/customer: the usual sales-coaching target
+MAX_ROLES = 10
+MAX_CRITERIA = 15
+# Bounds keep the worst-case answer (a small model filling every field) within max_tokens=2000.
+SUMMARY_MAX_CHARS = 400
+TEXT_MAX_CHARS = 200
+QUOTE_MAX_CHARS = 150
+
+
+class RubricCriterion(BaseModel):
+    """A rubric line: what to judge and the answers allowed."""
+
+    name: str = Field(..., min_length=3, max_length=200, description="What is judged.")
+    options: list[str] = Field(default_factory=lambda: ["yes", "partly", "no"], min_length=2, max_length=6,
+                               description="The answers allowed.")
+
+
+DEFAULT_RUBRIC = [
+    RubricCriterion(name="Greeted the customer and introduced themselves and the company"),
+    RubricCriterion(name="Asked open questions to understand the customer's needs"),
+    RubricCriterion(name="Acknowledged the customer's concerns with empathy"),
+    RubricCriterion(name="Explained the solution or offer clearly"),
+    RubricCriterion(name="Agreed clear next steps before ending the call"),
+]
+
+
+class CriterionResult(BaseModel):
+    name: str
+    answer: str
+    reason: str
+    quote: str
+    quote_verified: bool = False
+
+
+class SentimentShift(BaseModel):
+    shift: str = Field(..., description="how the customer's sentiment changed")
+    cause: str
+    quote: str
+    quote_verified: bool = False
+
+
+class TalkListenAnalysis(BaseModel):
+    rep_role: str
+    rep_talk_share: float | None = Field(None, description="share of speech time, 0..1 (computed)")
+    ideal_rep_talk_share: float
+    assessment: str
+
+
+class Scorecard(BaseModel):
+    """Result of the sales scorecard flow (written as ``scorecard.json``)."""
+
+    audio: str
+    transcript_id: str
+    roles: dict[str, str] = Field(..., description="speaker label → role, from /v1/understanding")
+    metrics: ConversationMetrics
+    summary: str
+    talk_listen: TalkListenAnalysis
+    sentiment_shifts: list[SentimentShift]
+    coaching_suggestions: list[str]
+    criteria: list[CriterionResult]
+    unverified_quotes: int = 0
+    prompt_template: str
+    llm: LLMUsage
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+    def to_markdown(self) -> str:
+        """The scorecard as Markdown: metrics table, then the LLM's scorecard with quote checks."""
+        tl = self.talk_listen
+        share = "?" if tl.rep_talk_share is None else f"{tl.rep_talk_share:.0%}"
+        out = [f"# Sales scorecard: {self.audio}", "",
+               f"Transcript `{self.transcript_id}`. Roles: "
+               + ", ".join(f"{k} = {v}" for k, v in self.roles.items()) + ".", "",
+               "## Conversation metrics", "", self.metrics.to_markdown_table(), "",
+               "## Summary", "", self.summary, "",
+               "## Talk/listen", "",
+               f"{tl.rep_role} talked {share} of the speech time (ideal {tl.ideal_rep_talk_share:.0%}). {tl.assessment}",
+               "", "## Customer sentiment shifts", ""]
+        out += [f"- {s.shift}: {s.cause} — “{s.quote}”{_mark(s.quote_verified)}" for s in self.sentiment_shifts] or ["- none"]
+        out += ["", "## Top coaching suggestions", ""]
+        out += [f"{i}. {s}" for i, s in enumerate(self.coaching_suggestions, 1)]
+        out += ["", "## Rubric", "", "| criterion | answer | reason | quote |", "|---|---|---|---|"]
+        out += [f"| {_cell(c.name)} | {c.answer} | {_cell(c.reason)} | “{_cell(c.quote)}”{_mark(c.quote_verified)} |"
+                for c in self.criteria]
+        if self.unverified_quotes:
+            out += ["", f"{self.unverified_quotes} quote(s) marked *unverified* do not occur in the transcript."]
+        out += ["", f"LLM: `{self.llm.model}`" + (f" (served locally by `{self.llm.served_by}`)" if self.llm.served_by
+                                                  else "") + f", template `{self.prompt_template}`."]
+        return "\n".join(out).rstrip() + "\n"
+
+
+def _mark(verified: bool) -> str:
+    return "" if verified else " *(unverified)*"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+# --- input checks --------------------------------------------------------------------------------
+
+def check_roles(roles: list[str]) -> list[str]:
+    """At least two distinct, non-empty roles of at most 35 characters (the API's limit)."""
+    cleaned = [r.strip() for r in roles or []]
+    if len(cleaned) < 2:
+        raise InputError(f"roles has {len(cleaned)} entries: give at least two (e.g. {DEFAULT_ROLES})")
+    if len(cleaned) > MAX_ROLES:
+        raise InputError(f"roles has {len(cleaned)} entries; at most {MAX_ROLES} are supported")
+    for role in cleaned:
+        if not role or len(role) > 35:
+            raise InputError(f"role {role!r} must be 1 to 35 characters (AssemblyAI's limit for known_values)")
+    if len({r.casefold() for r in cleaned}) != len(cleaned):
+        raise InputError(f"roles {cleaned} repeat a role: each role must be different")
+    return cleaned
+
+
+def check_rubric(rubric: list[RubricCriterion]) -> list[RubricCriterion]:
+    items = [r if isinstance(r, RubricCriterion) else RubricCriterion.model_validate(r) for r in rubric or []]
+    if not items:
+        raise InputError("rubric is empty: give at least one {name, options} or leave it out for the default")
+    if len(items) > MAX_CRITERIA:
+        raise InputError(f"rubric has {len(items)} criteria; at most {MAX_CRITERIA} fit one prompt")
+    return items
+
+
+# --- the LLM's answer ----------------------------------------------------------------------------
+
+class _Shift(BaseModel):
+    shift: str = Field(..., min_length=1, max_length=TEXT_MAX_CHARS)
+    cause: str = Field(..., min_length=1, max_length=TEXT_MAX_CHARS)
+    quote: str = Field(..., min_length=1, max_length=QUOTE_MAX_CHARS)
+
+
+def answer_model(rubric: list[RubricCriterion]) -> type[BaseModel]:
+    """The JSON the LLM must return: summary, talk_listen_assessment, 0–3 sentiment_shifts, exactly 3
+    coaching_suggestions, and ``criterion_1..N`` each with an answer from that criterion's options,
+    a reason and a supporting quote."""
+    criteria: dict[str, Any] = {}
+    for i, criterion in enumerate(rubric, 1):
+        item = create_model(f"Criterion{i}",
+                            answer=(Literal[tuple(criterion.options)], ...),
+                            reason=(str, Field(..., min_length=1, max_length=TEXT_MAX_CHARS)),
+                            quote=(str, Field(..., min_length=1, max_length=QUOTE_MAX_CHARS)))
+        criteria[f"criterion_{i}"] = (item, ...)
+    return create_model(
+        "ScorecardAnswer",
+        summary=(str, Field(..., min_length=1, max_length=SUMMARY_MAX_CHARS)),
+        talk_listen_assessment=(str, Field(..., min_length=1, max_length=TEXT_MAX_CHARS)),
+        sentiment_shifts=(list[_Shift], Field(..., max_length=3)),
+        coaching_suggestions=(list[Annotated[str, Field(min_length=1, max_length=TEXT_MAX_CHARS)]],
+                              Field(..., min_length=3, max_length=3)),
+        **criteria,
+    )
+
+
+# --- quote verification --------------------------------------------------------------------------
+
+_SPEAKER_PREFIX = re.compile(r"^\s*(speaker\s+\w+|[\w .'-]{1,35})\s*:\s+", re.I)
+
+
+def fold(text: str) -> str:
+    """Lower-case, punctuation removed, whitespace collapsed: the form quotes are compared in."""
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", text.casefold().replace("’", "'").replace("'", ""))).strip()
+
+
+def quote_in_transcript(quote: str, transcript_text: str) -> bool:
+    """True when ``quote`` (case and punctuation folded; surrounding quote marks, an ellipsis and a
+    leading "Speaker A:"/"Customer:" label ignored) occurs in ``transcript_text`` folded the same way.
+    A quote whose parts are joined by "..." is verified when every part occurs, in order."""
+    text = fold(transcript_text)
+    quote = _SPEAKER_PREFIX.sub("", quote.strip().strip("\"'“”‘’"))
+    parts = [fold(p) for p in re.split(r"\.\.\.|…", quote)]
+    parts = [p for p in parts if p]
+    if not parts:
+        return False
+    position = 0
+    for part in parts:
+        found = text.find(part, position)
+        if found < 0 or (len(part) < 3):
+            return False
+        position = found + len(part)
+    return True
+
+
+def rep_role(roles: list[str]) -> str:
+    """The role whose talk share is compared with the ideal: the first role (``Sales Rep`` by default)."""
+    return roles[0]
+
+
+def role_block(mapping: dict[str, str]) -> str:
+    return "\n".join(f"Speaker {label} is the {role}." for label, role in mapping.items())
