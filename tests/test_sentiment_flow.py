@@ -32,7 +32,9 @@ def first_run(prefect_harness, local_api, sample_call, tmp_path_factory):
 def test_report_has_sentences_with_speaker_times_and_answers(first_run):
     """Per-sentence sentiment carries speaker, confidence and ms times; every question is answered."""
     report, _, counts = first_run
-    assert counts.get("POST /v2/upload") == 1 and counts.get("POST /v2/transcript") == 1
+    # At most one of each: another analysis of the same call earlier in the session (same audio and
+    # options, e.g. the scorecard) is reused from the cache, which is the point.
+    assert counts.get("POST /v2/upload", 0) <= 1 and counts.get("POST /v2/transcript", 0) <= 1
     assert len(report.sentences) >= 15
     assert {s.speaker for s in report.sentences} == {"A", "B"}
     assert all(0 <= s.confidence <= 1 and s.start < s.end for s in report.sentences)
