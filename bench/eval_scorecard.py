@@ -21,7 +21,6 @@ import os
 import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -34,42 +33,23 @@ from callflows.client import AssemblyAIClient  # noqa: E402
 from callflows.metrics import talk_share  # noqa: E402
 from callflows.models import Transcript, TranscriptionOptions  # noqa: E402
 from callflows.settings import Settings  # noqa: E402
-from eval_stt import read_wav, start_server  # noqa: E402
+from eval_stt import harper_valley_channels, start_server, write_wav  # noqa: E402
 
 ROLES = ("agent", "caller")
 
 
-def write_wav(path: Path, channels: list[np.ndarray], rate: int) -> None:
-    n = max(len(c) for c in channels)
-    data = np.zeros((n, len(channels)), np.float32)
-    for i, c in enumerate(channels):
-        data[: len(c), i] = c
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(len(channels))
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(np.clip(data, -32768, 32767).astype(np.int16).tobytes())
-
-
 def load_calls(root: Path, tmp: Path) -> list[dict]:
     calls = []
-    for agent_wav in sorted((root / "audio" / "agent").glob("*.wav")):
-        sid = agent_wav.stem
-        caller_wav = root / "audio" / "caller" / agent_wav.name
-        segments_path = root / "transcript" / f"{sid}.json"
-        if not (caller_wav.exists() and segments_path.exists()):
-            continue
-        agent, rate = read_wav(agent_wav)
-        caller, _ = read_wav(caller_wav)
+    for sid, agent, caller, rate, segments in harper_valley_channels(root):
         mono = np.zeros(max(len(agent), len(caller)), np.float32)
         mono[: len(agent)] += agent
         mono[: len(caller)] += caller
         mono_path, stereo_path = tmp / f"{sid}-mono.wav", tmp / f"{sid}-stereo.wav"
         write_wav(mono_path, [mono], rate)
         write_wav(stereo_path, [agent, caller], rate)
-        segments = [(s["speaker_role"], s["start_ms"], s["start_ms"] + s["duration_ms"])
-                    for s in json.loads(segments_path.read_text())]
-        calls.append({"sid": sid, "mono": mono_path, "stereo": stereo_path, "segments": segments})
+        calls.append({"sid": sid, "mono": mono_path, "stereo": stereo_path,
+                      "segments": [(s["speaker_role"], s["start_ms"], s["start_ms"] + s["duration_ms"])
+                                   for s in segments]})
     return calls
 
 
@@ -119,12 +99,15 @@ def transcribe(client: AssemblyAIClient, path: Path, options: TranscriptionOptio
 
 def scorecard_timings(audio: Path, results: Path) -> dict:
     """Run the sales scorecard flow; split its wall time by task (Prefect task-run durations)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterStartTime
-
     from datetime import datetime, timezone
 
+    from flows.cli import project_env
+
+    project_env()  # PREFECT_HOME inside the project, temp-server start-up timeout (before prefect loads)
     from flows.scorecard import sales_scorecard
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterStartTime
 
     since = datetime.now(timezone.utc)
     started = time.monotonic()

@@ -49,33 +49,42 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
         return data, w.getframerate()
 
 
-def write_wav(path: Path, data: np.ndarray, rate: int) -> None:
+def write_wav(path: Path, channels: list[np.ndarray], rate: int) -> None:
+    """Write 16-bit PCM with one channel per array (shorter ones padded with silence)."""
+    n = max(len(c) for c in channels)
+    data = np.zeros((n, len(channels)), np.float32)
+    for i, c in enumerate(channels):
+        data[: len(c), i] = c
     with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
+        w.setnchannels(len(channels))
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(np.clip(data, -32768, 32767).astype(np.int16).tobytes())
 
 
-def harper_valley_calls(root: Path, tmp: Path) -> list[dict]:
-    calls = []
+def harper_valley_channels(root: Path):
+    """Yield (sid, agent samples, caller samples, rate, human segments) for each call with both channels."""
     for agent_wav in sorted((root / "audio" / "agent").glob("*.wav")):
         sid = agent_wav.stem
         caller_wav = root / "audio" / "caller" / agent_wav.name
         transcript = root / "transcript" / f"{sid}.json"
         if not (caller_wav.exists() and transcript.exists()):
             continue
-        a, rate = read_wav(agent_wav)
-        c, rate_c = read_wav(caller_wav)
-        assert rate == rate_c
-        n = max(len(a), len(c))
-        mix = np.zeros(n, np.float32)
-        mix[: len(a)] += a
-        mix[: len(c)] += c
+        agent, rate = read_wav(agent_wav)
+        caller, rate_caller = read_wav(caller_wav)
+        assert rate == rate_caller
+        yield sid, agent, caller, rate, json.loads(transcript.read_text())
+
+
+def harper_valley_calls(root: Path, tmp: Path) -> list[dict]:
+    calls = []
+    for sid, agent, caller, rate, segments in harper_valley_channels(root):
         out = tmp / f"hvb-{sid}.wav"
-        write_wav(out, mix, rate)
-        segments = sorted(json.loads(transcript.read_text()), key=lambda s: s["start_ms"])
-        reference = " ".join(s["human_transcript"] for s in segments)
+        mix = np.zeros(max(len(agent), len(caller)), np.float32)
+        mix[: len(agent)] += agent
+        mix[: len(caller)] += caller
+        write_wav(out, [mix], rate)
+        reference = " ".join(s["human_transcript"] for s in sorted(segments, key=lambda s: s["start_ms"]))
         calls.append({"set": "hvb-harper-valley", "name": sid, "audio": out, "reference": reference})
     return calls
 

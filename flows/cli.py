@@ -20,7 +20,7 @@ from pathlib import Path
 HOME_ENV = "CALLFLOWS_HOME"
 
 
-def _project_env() -> Path:
+def project_env() -> Path:
     """Keep Prefect's state inside the working folder and quiet offline (set before importing prefect)."""
     home = Path(os.environ.setdefault(HOME_ENV, str(Path.cwd() / ".callflows"))).resolve()
     os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
@@ -53,12 +53,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["local-api"]:
-        _project_env()
+        project_env()
         from local_api.__main__ import main as local_api_main
 
         return local_api_main(argv[1:]) or 0
     args = _parser().parse_args(argv)
-    home = _project_env()
+    home = project_env()
     return analyze(args, home)
 
 
