@@ -8,7 +8,7 @@ Per call, against the human segment times of each channel (agent, caller):
   no segment or under both roles' segments are not counted;
 for the mono mix (speaker_labels) and for the two channels stacked as stereo (multichannel). With
 ``--scorecard`` it also runs the sales scorecard flow on each mono mix and splits its wall time into
-transcription, role identification and LLM (Prefect task-run times).
+transcription, role identification and LLM (Prefect task run times).
 
 Usage: python bench/eval_scorecard.py [--stt-model base] [--scorecard] [--out FILE.json]
 Attribution: HarperValleyBank (Gridspace/Stanford), CC BY 4.0.
@@ -98,7 +98,7 @@ def transcribe(client: AssemblyAIClient, path: Path, options: TranscriptionOptio
 
 
 def scorecard_timings(audio: Path, results: Path) -> dict:
-    """Run the sales scorecard flow; split its wall time by task (Prefect task-run durations)."""
+    """Run the sales scorecard flow; split its wall time by task (Prefect task run durations)."""
     from datetime import datetime, timezone
 
     from flows.cli import project_env
