@@ -33,7 +33,7 @@ from callflows.client import AssemblyAIClient  # noqa: E402
 from callflows.metrics import talk_share  # noqa: E402
 from callflows.models import Transcript, TranscriptionOptions  # noqa: E402
 from callflows.settings import Settings  # noqa: E402
-from eval_stt import harper_valley_channels, start_server, write_wav  # noqa: E402
+from eval_stt import harper_valley_channels, start_server, transcribe, write_wav  # noqa: E402
 
 ROLES = ("agent", "caller")
 
@@ -83,18 +83,6 @@ def score(transcript: Transcript, segments) -> dict:
     return {"speakers_found": len(shares), "diarization_accuracy": round(correct / max(1, len(judged)), 4),
             "agent_share": round(agent_share, 4), "true_agent_share": round(truth, 4),
             "talk_share_error_pp": round(abs(agent_share - truth) * 100, 2)}
-
-
-def transcribe(client: AssemblyAIClient, path: Path, options: TranscriptionOptions) -> Transcript:
-    upload = client.upload(path)
-    created = client.create_transcript(options.to_params(upload.upload_url))
-    while True:
-        t = client.get_transcript(created.id)
-        if t.is_done:
-            if t.error:
-                raise RuntimeError(f"{path.name}: {t.error}")
-            return t
-        time.sleep(0.5)
 
 
 def scorecard_timings(audio: Path, results: Path) -> dict:
@@ -147,9 +135,9 @@ def main() -> int:
         try:
             client = AssemblyAIClient(Settings(base_url=url))
             for call in calls:
-                mono = score(transcribe(client, call["mono"], TranscriptionOptions(speaker_labels=True)),
+                mono = score(transcribe(client, url, call["mono"], TranscriptionOptions(speaker_labels=True))[0],
                              call["segments"])
-                stereo = score(transcribe(client, call["stereo"], TranscriptionOptions(multichannel=True)),
+                stereo = score(transcribe(client, url, call["stereo"], TranscriptionOptions(multichannel=True))[0],
                                call["segments"])
                 row = {"call": call["sid"], "mono": mono, "stereo_multichannel": stereo}
                 if args.scorecard:

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from callflows.client import AssemblyAIClient  # noqa: E402
-from callflows.models import TranscriptionOptions  # noqa: E402
+from callflows.models import Transcript, TranscriptionOptions  # noqa: E402
 from callflows.settings import Settings  # noqa: E402
 
 
@@ -117,9 +117,13 @@ def start_server(data_dir: Path, stt_model: str) -> tuple[subprocess.Popen, str]
     raise RuntimeError("local server did not start")
 
 
-def transcribe(client: AssemblyAIClient, url: str, audio: Path) -> tuple[dict, float]:
+def transcribe(client: AssemblyAIClient, url: str, audio: Path,
+               options: TranscriptionOptions | None = None) -> tuple[Transcript, float]:
+    """Upload, create (speaker labels unless ``options`` say otherwise) and poll every 0.5 s; return the
+    completed transcript and the server's own processing time in seconds (``/_local/jobs``)."""
     upload = client.upload(audio)
-    created = client.create_transcript(TranscriptionOptions(speaker_labels=True).to_params(upload.upload_url))
+    options = options or TranscriptionOptions(speaker_labels=True)
+    created = client.create_transcript(options.to_params(upload.upload_url))
     while True:
         t = client.get_transcript(created.id)
         if t.is_done:

@@ -106,27 +106,18 @@ def validate_params(body: Any) -> dict:
                          "(upload local files with POST /v2/upload first)")
     params["audio_url"] = audio_url
 
-    for key in _BOOLS:
-        v = body.get(key)
-        if v is None:
-            continue
-        if not isinstance(v, bool):
-            raise ParamError(f"{key} must be a Boolean")
-        params[key] = v
-    for key in _STRINGS:
-        v = body.get(key)
-        if v is None:
-            continue
-        if not isinstance(v, str):
-            raise ParamError(f"{key} must be a String")
-        params[key] = v
-    for key in _STRING_LISTS:
-        v = body.get(key)
-        if v is None:
-            continue
-        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise ParamError(f"{key} must be an Array of Strings")
-        params[key] = v
+    typed = ((_BOOLS, lambda v: isinstance(v, bool), "a Boolean"),
+             (_STRINGS, lambda v: isinstance(v, str), "a String"),
+             (_STRING_LISTS, lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+              "an Array of Strings"))
+    for keys, valid, type_name in typed:
+        for key in keys:
+            v = body.get(key)
+            if v is None:
+                continue
+            if not valid(v):
+                raise ParamError(f"{key} must be {type_name}")
+            params[key] = v
     for key in ("language_confidence_threshold", "speech_threshold"):
         v = body.get(key)
         if v is None:

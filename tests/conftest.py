@@ -63,6 +63,10 @@ class LocalApi:
         r.raise_for_status()
         return r.json()["counts"]
 
+    def api_counts(self) -> dict[str, int]:
+        """Requests to the API only (not the server's own /_local routes), per endpoint."""
+        return {k: v for k, v in self.request_counts().items() if not k.split(" ", 1)[1].startswith("/_local")}
+
     def reset_request_counts(self) -> None:
         requests.delete(f"{self.url}/_local/requests", timeout=10).raise_for_status()
 

@@ -66,18 +66,7 @@ def test_transcript_without_speaker_labels_names_the_option():
         check_speakers(t, ["Sales Rep", "Customer"])
 
 
-def api_counts(server) -> dict[str, int]:
-    return {k: v for k, v in server.request_counts().items() if not k.split(" ", 1)[1].startswith("/_local")}
-
-
-@pytest.fixture()
-def env_local(local_api, monkeypatch):
-    monkeypatch.setenv("ASSEMBLYAI_BASE_URL", local_api.url)
-    monkeypatch.setenv("ASSEMBLYAI_LLM_GATEWAY_BASE_URL", local_api.url)
-    return local_api
-
-
-def test_scorecard_end_to_end_on_the_sample_call(prefect_harness, env_local, sample_call, tmp_path):
+def test_scorecard_end_to_end_on_the_sample_call(prefect_harness, use_local_api, sample_call, tmp_path):
     """Roles from /v1/understanding, metrics from code, a validated scorecard with checked quotes,
     written as JSON (plus metrics.json) and as a markdown artifact."""
     report = sales_scorecard(audio=str(sample_call), results_dir=str(tmp_path), rubric=DEFAULT_RUBRIC[:2])
@@ -90,7 +79,7 @@ def test_scorecard_end_to_end_on_the_sample_call(prefect_harness, env_local, sam
     text = " ".join(line for line in [report.summary])  # the LLM's content exists
     assert text.strip()
     for item in [*report.criteria, *report.sentiment_shifts]:
-        assert item.quote_verified is quote_in_transcript(item.quote, _transcript_text(env_local, report.transcript_id))
+        assert item.quote_verified is quote_in_transcript(item.quote, _transcript_text(use_local_api, report.transcript_id))
     assert report.unverified_quotes == sum(not q.quote_verified for q in [*report.criteria, *report.sentiment_shifts])
     [folder] = tmp_path.iterdir()
     assert Scorecard.model_validate_json((folder / "scorecard.json").read_text()).transcript_id == report.transcript_id
@@ -106,19 +95,19 @@ def _transcript_text(server, transcript_id):
     return " ".join(u["text"] for u in body["utterances"])
 
 
-def test_mono_file_with_multichannel_is_refused_before_any_request(prefect_harness, env_local, sample_call, tmp_path):
-    env_local.reset_request_counts()
+def test_mono_file_with_multichannel_is_refused_before_any_request(prefect_harness, use_local_api, sample_call, tmp_path):
+    use_local_api.reset_request_counts()
     with pytest.raises(InputError, match="is mono"):
         sales_scorecard(audio=str(sample_call), multichannel=True, results_dir=str(tmp_path))
-    assert api_counts(env_local) == {}
+    assert use_local_api.api_counts() == {}
 
 
-def test_more_roles_than_speakers_fails_before_role_identification(prefect_harness, env_local, sample_call, tmp_path):
+def test_more_roles_than_speakers_fails_before_role_identification(prefect_harness, use_local_api, sample_call, tmp_path):
     """Three roles on a two-speaker call: a clear error after transcription, no /v1/understanding call."""
-    env_local.reset_request_counts()
+    use_local_api.reset_request_counts()
     with pytest.raises(InputError, match=r"2 speaker\(s\).*3 roles"):
         sales_scorecard(audio=str(sample_call), roles=["Sales Rep", "Customer", "Manager"], results_dir=str(tmp_path))
-    assert "POST /v1/understanding" not in api_counts(env_local)
+    assert "POST /v1/understanding" not in use_local_api.api_counts()
 
 
 def test_invalid_llm_answer_is_retried_once_then_fails_keeping_the_metrics(prefect_harness, local_api, sample_call,
@@ -142,7 +131,7 @@ def test_invalid_llm_answer_is_retried_once_then_fails_keeping_the_metrics(prefe
     assert json.loads(metrics.read_text())["speakers"]
 
 
-def test_stereo_input_uses_multichannel(prefect_harness, env_local, sample_call, tmp_path):
+def test_stereo_input_uses_multichannel(prefect_harness, use_local_api, sample_call, tmp_path):
     """A stereo WAV (agent left, customer right) is transcribed with multichannel and scored."""
     script = json.loads((sample_call.parent / "support_call.json").read_text())
     with wave.open(str(sample_call)) as w:

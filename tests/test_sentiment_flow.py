@@ -10,11 +10,6 @@ from flows.sentiment import call_sentiment
 API_CALLS = ("POST /v2/upload", "POST /v2/transcript", "POST /v1/chat/completions")
 
 
-def api_counts(server) -> dict[str, int]:
-    """Requests to the API (not the server's own /_local routes), per endpoint."""
-    return {k: v for k, v in server.request_counts().items() if not k.split(" ", 1)[1].startswith("/_local")}
-
-
 @pytest.fixture(scope="module")
 def first_run(prefect_harness, local_api, sample_call, tmp_path_factory):
     """Run the flow once on the sample call (the transcript is then cached for the other tests)."""
@@ -24,7 +19,7 @@ def first_run(prefect_harness, local_api, sample_call, tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
     local_api.reset_request_counts()
     report = call_sentiment(audio=str(sample_call), results_dir=str(out), max_tokens=400)
-    counts = api_counts(local_api)
+    counts = local_api.api_counts()
     yield report, out, counts
     del os.environ["ASSEMBLYAI_BASE_URL"], os.environ["ASSEMBLYAI_LLM_GATEWAY_BASE_URL"]
 
@@ -68,7 +63,7 @@ def test_rerun_with_a_new_prompt_reuses_the_transcript(first_run, local_api, sam
     os.environ["ASSEMBLYAI_BASE_URL"] = os.environ["ASSEMBLYAI_LLM_GATEWAY_BASE_URL"] = local_api.url
     report = call_sentiment(audio=str(sample_call), results_dir=str(tmp_path), prompt_template=template,
                             questions=[{"question": "Was the customer's problem solved?"}], max_tokens=100)
-    counts = api_counts(local_api)
+    counts = local_api.api_counts()
     assert counts.get("POST /v2/upload", 0) == 0
     assert counts.get("POST /v2/transcript", 0) == 0
     assert counts.get("POST /v1/chat/completions") == 1
@@ -91,14 +86,13 @@ def _bad_inputs(tmp_path, sample_call):
     ]
 
 
-def test_bad_input_fails_clearly_before_any_request(prefect_harness, local_api, sample_call, tmp_path, monkeypatch):
+def test_bad_input_fails_clearly_before_any_request(prefect_harness, use_local_api, sample_call, tmp_path):
     """Missing, empty and non-audio files, unknown templates, syntax errors and undefined variables
     each fail with a one-line error naming the input, and no request reaches the API."""
-    monkeypatch.setenv("ASSEMBLYAI_BASE_URL", local_api.url)
-    monkeypatch.setenv("ASSEMBLYAI_LLM_GATEWAY_BASE_URL", local_api.url)
+    local_api = use_local_api
     for kwargs, error, text in _bad_inputs(tmp_path, sample_call):
         local_api.reset_request_counts()
         with pytest.raises(error, match=text) as info:
             call_sentiment(results_dir=str(tmp_path), **kwargs)
         assert "\n" not in str(info.value).strip()
-        assert api_counts(local_api) == {}, kwargs
+        assert local_api.api_counts() == {}, kwargs
