@@ -4,9 +4,9 @@
     callflows analyze AUDIO [--out DIR] [--model M] [--prompt-template T] [--questions FILE]
                             [--speakers-expected N]
 
-``analyze`` runs the analyses on one recording, prints the report and writes JSON results under DIR.
-With no ASSEMBLYAI_API_KEY it uses the local server (started for the run, or already running) and
-says so in one line.
+``analyze`` runs the analyses (sentiment, scorecard, segmentation) on one recording, prints the
+reports and writes JSON results under DIR. With no ASSEMBLYAI_API_KEY it uses the local server
+(started for the run, or already running) and says so in one line.
 """
 from __future__ import annotations
 
@@ -89,6 +89,7 @@ def analyze(args: argparse.Namespace, home: Path) -> int:
         print(settings.describe(), flush=True)
 
     from flows.scorecard import sales_scorecard
+    from flows.segmentation import call_segmentation
     from flows.sentiment import call_sentiment
 
     common = {"audio": args.audio, "results_dir": args.out, "speakers_expected": args.speakers_expected}
@@ -98,7 +99,8 @@ def analyze(args: argparse.Namespace, home: Path) -> int:
     sentiment_kwargs = dict(common, prompt_template=args.prompt_template)
     if questions is not None:
         sentiment_kwargs["questions"] = questions
-    analyses = [("call sentiment", call_sentiment, sentiment_kwargs), ("sales scorecard", sales_scorecard, common)]
+    analyses = [("call sentiment", call_sentiment, sentiment_kwargs), ("sales scorecard", sales_scorecard, common),
+                ("call segmentation", call_segmentation, common)]
     started = time.monotonic()
     failed = []
     try:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Callable, TypeVar
 
 from prefect import get_run_logger
 from pydantic import BaseModel
@@ -13,6 +13,7 @@ from callflows.structured import parse_answer, response_format_for
 from tasks.llm import chat_completion
 
 M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")
 
 
 def result_dir(results_dir: str, audio_name: str, transcript_id: str) -> Path:
@@ -21,23 +22,29 @@ def result_dir(results_dir: str, audio_name: str, transcript_id: str) -> Path:
 
 
 def ask_structured(prompt: str, answer_model: type[M], *, schema_name: str, model: str, max_tokens: int,
-                   temperature: float) -> tuple[M, ChatCompletion, int]:
-    """Send ``prompt`` to the LLM Gateway with ``answer_model``'s JSON schema as ``response_format``
-    and validate the answer. An answer that is not valid JSON or does not match is sent back once
-    with the validation error; a second failure raises ``LLMOutputError`` (which keeps the raw answer).
+                   temperature: float, schema_model: type[BaseModel] | None = None,
+                   check: Callable[[M], R] | None = None) -> tuple[M | R, ChatCompletion, int]:
+    """Send ``prompt`` to the LLM Gateway with ``answer_model``'s JSON schema (or ``schema_model``'s,
+    when the schema sent should be stricter than the parsing) as ``response_format`` and validate the
+    answer with ``answer_model``, then with ``check`` if given (which returns the final result, or
+    raises ``LLMOutputError`` or ``ValueError`` for an answer it cannot use). An answer that is not
+    valid JSON, does not match, or fails ``check`` is sent back once with the error; a second failure
+    raises ``LLMOutputError`` (which keeps the raw answer).
 
-    Returns (parsed answer, the completion that produced it, attempts used: 1 or 2).
+    Returns (parsed answer or ``check``'s result, the completion that produced it, attempts: 1 or 2).
     """
     request = ChatCompletionRequest(model=model, messages=[ChatMessage(role="user", content=prompt)],
                                     max_tokens=max_tokens, temperature=temperature,
-                                    response_format=response_format_for(answer_model, schema_name))
+                                    response_format=response_format_for(schema_model or answer_model, schema_name))
     for attempt in (1, 2):
         completion = chat_completion(request)
         try:
-            return parse_answer(completion.content, answer_model), completion, attempt
-        except LLMOutputError as exc:
+            parsed = parse_answer(completion.content, answer_model)
+            return (check(parsed) if check else parsed), completion, attempt
+        except (LLMOutputError, ValueError) as caught:
+            exc = caught if isinstance(caught, LLMOutputError) else LLMOutputError(str(caught), completion.content)
             if attempt == 2:
-                raise
+                raise exc from None
             get_run_logger().warning("Asking again: %s", exc)
             request = request.model_copy(update={"messages": [
                 *request.messages, ChatMessage(role="assistant", content=completion.content),

@@ -13,10 +13,10 @@ from typing import Annotated
 from prefect import flow, get_run_logger
 from pydantic import Field
 
-from callflows.audio import check_audio, wav_channels
+from callflows.audio import check_audio
 from callflows.errors import InputError, LLMOutputError
 from callflows.metrics import ConversationMetrics, conversation_metrics
-from callflows.models import SpeakerIdentification, Transcript, TranscriptionOptions
+from callflows.models import SpeakerIdentification, Transcript
 from callflows.prompts import load_template, render
 from callflows.scorecard import (
     DEFAULT_IDEAL_REP_TALK_SHARE, DEFAULT_ROLES, DEFAULT_RUBRIC, CriterionResult, RubricCriterion, Scorecard,
@@ -24,7 +24,7 @@ from callflows.scorecard import (
 )
 from callflows.sentiment import DEFAULT_LLM_MODEL, LLMUsage, speaker_block, speaker_lines
 from flows.common import ask_structured, result_dir
-from flows.transcribe import transcribe_call
+from flows.transcribe import call_options, transcribe_call
 from tasks.llm import identify_speakers
 from tasks.reports import publish_report
 
@@ -99,15 +99,7 @@ def sales_scorecard(
     template = load_template(prompt_template)
     render(template, example_context(roles, rubric))  # before any request
     source = check_audio(audio)
-    channels = wav_channels(source)
-    if multichannel is None:
-        multichannel = bool(channels and channels >= 2)
-    elif multichannel and channels == 1:
-        raise InputError(f"multichannel=True but {audio!r} is mono (1 channel): pass a stereo recording with one "
-                         f"speaker per channel, or leave multichannel off to use speaker labels")
-
-    options = (TranscriptionOptions(multichannel=True, sentiment_analysis=True) if multichannel else
-               TranscriptionOptions(speaker_labels=True, sentiment_analysis=True, speakers_expected=speakers_expected))
+    options = call_options(source, multichannel, speakers_expected)
     transcript = transcribe_call(audio, options, poll_timeout_s)
     check_speakers(transcript, roles)
     out_dir = result_dir(results_dir, source.name, transcript.id)

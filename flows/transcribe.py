@@ -8,10 +8,29 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from callflows.audio import AudioSource, check_audio
-from callflows.errors import NotFoundError, TranscriptFailedError
+from callflows.audio import AudioSource, check_audio, wav_channels
+from callflows.errors import InputError, NotFoundError, TranscriptFailedError
 from callflows.models import Transcript, TranscriptionOptions
 from tasks.transcription import submit_transcript, upload_audio, wait_for_transcript
+
+
+def call_options(source: AudioSource, multichannel: bool | None,
+                 speakers_expected: int | None) -> TranscriptionOptions:
+    """Transcription options shared by the analyses, so they reuse one cached transcript:
+    ``multichannel`` (one speaker per channel) for stereo WAV input unless ``multichannel=False``,
+    otherwise ``speaker_labels`` (with ``speakers_expected``); ``sentiment_analysis`` always.
+
+    Raises ``InputError`` (before any request) for ``multichannel=True`` on a mono WAV file.
+    """
+    channels = wav_channels(source)
+    if multichannel is None:
+        multichannel = bool(channels and channels >= 2)
+    elif multichannel and channels == 1:
+        raise InputError(f"multichannel=True but {source.value!r} is mono (1 channel): pass a stereo recording with "
+                         f"one speaker per channel, or leave multichannel off to use speaker labels")
+    if multichannel:
+        return TranscriptionOptions(multichannel=True, sentiment_analysis=True)
+    return TranscriptionOptions(speaker_labels=True, sentiment_analysis=True, speakers_expected=speakers_expected)
 
 
 def _is_stale(exc: Exception) -> bool:

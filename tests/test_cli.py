@@ -25,8 +25,8 @@ def test_missing_audio_is_a_one_line_error(tmp_path):
 
 
 def test_analyze_uses_the_running_local_server_and_writes_results(local_api, sample_call, tmp_path):
-    """With no key, analyze says in one line that it uses the local server, prints the sentiment report
-    and the sales scorecard, and writes their JSON."""
+    """With no key, analyze says in one line that it uses the local server, prints the sentiment report,
+    the sales scorecard and the call segmentation, and writes their JSON."""
     out = tmp_path / "out"
     result = run_cli("analyze", str(sample_call), "--out", str(out),
                      env_extra={"CALLFLOWS_HOME": str(tmp_path / "home"), "CALLFLOWS_LOCAL_API_URL": local_api.url,
@@ -40,3 +40,7 @@ def test_analyze_uses_the_running_local_server_and_writes_results(local_api, sam
     assert len(json.loads(path.read_text())["answers"]) == 5
     [path] = out.glob("*/scorecard.json")
     assert len(json.loads(path.read_text())["coaching_suggestions"]) == 3
+    assert "## Call segmentation" in result.stdout
+    [path] = out.glob("*/segmentation.json")
+    phases = json.loads(path.read_text())["phases"]
+    assert phases[0]["start_time"] == 0 and phases[-1]["end_time"] > 69
