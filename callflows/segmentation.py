@@ -5,8 +5,10 @@ then ask the LLM for phases ``Introduction, Complaint, Resolution, Goodbye`` wit
 ``end_time`` in **seconds** and a summary), with two changes so that small models succeed and the
 result can be relied on:
 
-* the LLM gets numbered caption lines with speakers and answers with the **first and last line** of
-  each phase; the times are computed here from the captions (:func:`phases_from_lines`);
+* the LLM gets numbered caption lines with speakers and answers with the **line where each phase
+  starts**, plus that line's first words copied (small models miscount lines but copy text well; the
+  words win when they disagree); the times are computed here from the captions, each phase ending
+  where the next starts (:func:`phases_from_lines`);
 * whatever comes back is checked and, where the fix is unambiguous, repaired (:func:`repair_phases`):
   unknown names become ``Other``, times past the end are clamped, order is restored, overlaps are
   clamped, gaps are filled with ``Other``. Every repair is listed in ``PhaseTimeline.repairs``.
@@ -31,6 +33,7 @@ DEFAULT_PHASES: list[str] = ["Introduction", "Complaint", "Resolution", "Goodbye
 MAX_PHASE_NAMES = 12
 MAX_PHASES_PER_NAME = 3  # a phase may recur (Complaint, Resolution, Complaint, ...)
 SUMMARY_MAX_CHARS = 300
+FIRST_WORDS_MAX_CHARS = 60
 MIN_GAP_S = 1.0  # gaps shorter than this between phases are closed, not filled with Other
 NOT_ASSIGNED = "Not assigned to a phase by the LLM."
 
@@ -138,8 +141,9 @@ def _clock(ms: int) -> str:
 
 
 def caption_lines(captions: list[Caption]) -> str:
-    """``"<line> [MM:SS] <speaker>: <text>"``, one caption per line (speaker omitted when unknown)."""
-    return "\n".join(f"{c.line} [{_clock(c.start)}] {c.speaker + ': ' if c.speaker else ''}{c.text}"
+    """``"<line> [MM:SS] Speaker <speaker>: <text>"``, one caption per line (speaker omitted when
+    unknown). "Speaker" keeps multichannel labels ("1", "2") from reading as numbers."""
+    return "\n".join(f"{c.line} [{_clock(c.start)}] {'Speaker ' + c.speaker + ': ' if c.speaker else ''}{c.text}"
                      for c in captions)
 
 
@@ -169,12 +173,13 @@ def check_phase_names(phases: list[str]) -> list[str]:
 # --------------------------------------------------------------------------- LLM answer
 
 class LinePhase(BaseModel):
-    """A phase as the LLM answers it: caption line numbers, not times. Parsed leniently (any name,
-    any integers) so that bad answers reach the repairer instead of failing validation."""
+    """A phase as the LLM answers it: where it starts (caption line number and that line's first
+    words, copied), not times. Parsed leniently (any name, any integer) so that bad answers reach the
+    repairer instead of failing validation."""
 
     name: str
     first_line: int
-    last_line: int
+    first_words: str = ""
     summary: str = ""
 
 
@@ -188,8 +193,9 @@ def answer_schema_model(names: list[str], line_count: int) -> type[BaseModel]:
     item = create_model(
         "Phase",
         name=(Literal[tuple(names)], Field(..., description="one of the phase names")),
-        first_line=(int, Field(..., ge=1, le=max(line_count, 1), description="first caption line of the phase")),
-        last_line=(int, Field(..., ge=1, le=max(line_count, 1), description="last caption line of the phase")),
+        first_line=(int, Field(..., ge=1, le=max(line_count, 1), description="caption line where the phase starts")),
+        first_words=(str, Field(..., max_length=FIRST_WORDS_MAX_CHARS,
+                                description="the first words of that line, copied exactly")),
         summary=(str, Field(..., max_length=SUMMARY_MAX_CHARS, description="one sentence")),
     )
     item.model_config["extra"] = "forbid"
@@ -208,40 +214,66 @@ class RawPhase(BaseModel):
     last_line: int | None = None
 
 
-def phases_from_lines(answer: LineAnswer, captions: list[Caption], duration_s: float) -> tuple[list[RawPhase], list[str]]:
-    """Turn line-numbered phases into times (s): a phase starts where its first caption starts (the
-    phase holding line 1 starts at 0) and ends where the caption after its last line starts (the phase
-    holding the last line ends at ``duration_s``), so phases over consecutive lines are contiguous.
+def _fold(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s']", " ", text.casefold()).split())
 
-    Line numbers outside 1..len(captions) are clamped and a reversed range is swapped; each is listed.
+
+def locate_line(first_words: str, hint: int, captions: list[Caption]) -> int | None:
+    """The caption line (1-based) that starts with ``first_words`` (case and punctuation folded), else
+    the one containing them; the one nearest ``hint`` when several do. None when no line matches."""
+    words = _fold(first_words)
+    if not words:
+        return None
+    folded = [_fold(c.text) for c in captions]
+    for match in (lambda t: f"{t} ".startswith(f"{words} "), lambda t: f" {words} " in f" {t} "):
+        lines = [c.line for c, t in zip(captions, folded) if match(t)]
+        if lines:
+            return min(lines, key=lambda line: (abs(line - hint), line))
+    return None
+
+
+def phases_from_lines(answer: LineAnswer, captions: list[Caption], duration_s: float) -> tuple[list[RawPhase], list[str]]:
+    """Turn phase starts (caption lines) into contiguous times (s): a phase starts where its first
+    caption starts (a phase starting at line 1 starts at 0) and ends where the next phase starts (the
+    last one at ``duration_s``).
+
+    The start line is the line holding the copied ``first_words`` when one does (nearest to
+    ``first_line``), else ``first_line`` clamped to 1..len(captions); phases are put in line order and a
+    phase starting on the same line as the next one is dropped. Each such correction is listed.
     Raises ``TimelineError`` when there are no captions or no phases.
     """
     if not captions:
         raise TimelineError("there are no captions to divide into phases")
     if not answer.phases:
-        raise TimelineError("the answer lists no phases: give at least one phase covering caption lines "
-                            f"1 to {len(captions)}")
+        raise TimelineError("the answer lists no phases: give at least one phase, the first starting at "
+                            f"caption line 1 (lines 1 to {len(captions)})")
     n = len(captions)
     repairs: list[str] = []
-    out: list[RawPhase] = []
+    starts: list[tuple[int, LinePhase]] = []
     for i, p in enumerate(answer.phases, 1):
-        first, last = p.first_line, p.last_line
         label = f"phase {i} ({p.name})"
-        if first > last:
-            first, last = last, first
-            repairs.append(f"{label}: first_line {p.first_line} came after last_line {p.last_line}; swapped")
-        if last < 1 or first > n:
-            repairs.append(f"{label}: lines {first}-{last} are outside the captions (1-{n}); dropped")
+        line = locate_line(p.first_words, p.first_line, captions)
+        if line is None:
+            line = min(max(p.first_line, 1), n)
+            if line != p.first_line:
+                repairs.append(f"{label}: first_line {p.first_line} is outside the captions (1-{n}); set to {line}")
+        elif line != p.first_line:
+            repairs.append(f"{label}: its first words {p.first_words.strip()!r} are on line {line}, not on "
+                           f"first_line {p.first_line}; starts at line {line}")
+        starts.append((line, p))
+    ordered = sorted(starts, key=lambda s: s[0])
+    if [id(p) for _, p in ordered] != [id(p) for _, p in starts]:
+        repairs.append("phases were not in the order of their lines; sorted")
+    out: list[RawPhase] = []
+    for k, (line, p) in enumerate(ordered):
+        next_line = ordered[k + 1][0] if k + 1 < len(ordered) else n + 1
+        if next_line == line:
+            repairs.append(f"{p.name} and {ordered[k + 1][1].name} both start at line {line}; {p.name} dropped")
             continue
-        if first < 1 or last > n:
-            repairs.append(f"{label}: lines {first}-{last} clamped to the captions' lines 1-{n}")
-            first, last = max(first, 1), min(last, n)
-        start_s = 0.0 if first == 1 else captions[first - 1].start / 1000
-        end_s = duration_s if last == n else captions[last].start / 1000
+        start_s = 0.0 if line == 1 else captions[line - 1].start / 1000
+        end_s = duration_s if next_line > n else captions[next_line - 1].start / 1000
         out.append(RawPhase(name=p.name, start_time=start_s, end_time=end_s, summary=p.summary,
-                            first_line=first, last_line=last))
-    if not out:
-        raise TimelineError(f"no phase of the answer lies within the call's caption lines 1-{n}")
+                            first_line=line, last_line=next_line - 1))
     return out, repairs
 
 

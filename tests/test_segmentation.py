@@ -88,7 +88,8 @@ def test_answer_schema_restricts_names_and_line_numbers():
     schema = answer_schema_model(NAMES, 24).model_json_schema()
     item = schema["$defs"]["Phase"]
     assert item["properties"]["name"]["enum"] == NAMES
-    assert item["properties"]["first_line"]["maximum"] == 24 and item["properties"]["last_line"]["minimum"] == 1
+    assert item["properties"]["first_line"]["maximum"] == 24 and item["properties"]["first_line"]["minimum"] == 1
+    assert item["properties"]["first_words"]["maxLength"] == 60
     assert schema["properties"]["phases"]["minItems"] == 1
 
 
@@ -176,33 +177,57 @@ def test_timeline_model_refuses_a_broken_timeline():
         PhaseTimeline(audio="a", transcript_id="t", audio_duration_s=60, phase_names=NAMES, phases=[])
 
 
-CAPTIONS = [Caption(line=i + 1, start=1000 + i * 5000, end=4500 + i * 5000, text=f"caption {i + 1}") for i in range(10)]
+CAPTIONS = [Caption(line=i + 1, start=1000 + i * 5000, end=4500 + i * 5000, text=f"Caption number {i + 1}, said.")
+            for i in range(10)]
 
 
-def test_line_answers_become_contiguous_times_from_the_captions():
-    """Line 1's phase starts at 0, each phase ends where the next caption starts, the last ends at the duration."""
-    answer = LineAnswer(phases=[LinePhase(name="Introduction", first_line=1, last_line=2),
-                                LinePhase(name="Complaint", first_line=3, last_line=7),
-                                LinePhase(name="Goodbye", first_line=8, last_line=10)])
+def test_phase_starts_become_contiguous_times_from_the_captions():
+    """Line 1's phase starts at 0, each phase ends where the next one's first caption starts, the last
+    ends at the duration."""
+    answer = LineAnswer(phases=[LinePhase(name="Introduction", first_line=1, first_words="Caption number 1"),
+                                LinePhase(name="Complaint", first_line=3, first_words="caption number 3,"),
+                                LinePhase(name="Goodbye", first_line=8)])
     raw, line_repairs = phases_from_lines(answer, CAPTIONS, 52.0)
     phases, repairs = repair_phases(raw, NAMES, 52.0)
     assert line_repairs == repairs == []
     assert _check(phases, repairs, 52.0) == [("Introduction", 0, 11), ("Complaint", 11, 36), ("Goodbye", 36, 52)]
-    assert (phases[1].first_line, phases[1].last_line) == (3, 7)
+    assert [(p.first_line, p.last_line) for p in phases] == [(1, 2), (3, 7), (8, 10)]
 
 
-def test_line_answers_past_the_last_caption_reversed_or_skipping_lines_are_repaired():
-    answer = LineAnswer(phases=[LinePhase(name="Introduction", first_line=2, last_line=0),
-                                LinePhase(name="Goodbye", first_line=7, last_line=40),
-                                LinePhase(name="Resolution", first_line=12, last_line=15)])
+def test_copied_first_words_win_over_a_miscounted_line_number():
+    """Small models miscount lines but copy text: the line holding the words is used (the nearest
+    one to first_line when several hold them), and the correction is listed."""
+    answer = LineAnswer(phases=[LinePhase(name="Introduction", first_line=2, first_words="CAPTION number 1."),
+                                LinePhase(name="Complaint", first_line=5, first_words="number 4, said"),
+                                LinePhase(name="Goodbye", first_line=9, first_words="Caption number")])
+    raw, line_repairs = phases_from_lines(answer, CAPTIONS, 52.0)
+    assert [p.first_line for p in raw] == [1, 4, 9]
+    assert any("are on line 1, not on first_line 2" in r for r in line_repairs)
+    assert any("are on line 4, not on first_line 5" in r for r in line_repairs)
+    assert len(line_repairs) == 2
+
+
+def test_line_answers_out_of_range_out_of_order_or_on_one_line_are_repaired():
+    answer = LineAnswer(phases=[LinePhase(name="Goodbye", first_line=40, first_words="not in the call"),
+                                LinePhase(name="Complaint", first_line=-2),
+                                LinePhase(name="Introduction", first_line=4),
+                                LinePhase(name="Resolution", first_line=4)])
     raw, line_repairs = phases_from_lines(answer, CAPTIONS, 52.0)
     phases, repairs = repair_phases(raw, NAMES, 52.0)
-    assert _check(phases, repairs, 52.0) == [("Introduction", 0, 11), (OTHER, 11, 31), ("Goodbye", 31, 52)]
-    assert any("swapped" in r for r in line_repairs) and any("clamped to the captions' lines 1-10" in r
-                                                            for r in line_repairs)
-    assert any("outside the captions (1-10); dropped" in r for r in line_repairs)
+    assert _check(phases, repairs, 52.0) == [("Complaint", 0, 16), ("Resolution", 16, 46), ("Goodbye", 46, 52)]
+    assert any("first_line 40 is outside the captions (1-10); set to 10" in r for r in line_repairs)
+    assert any("first_line -2 is outside the captions (1-10); set to 1" in r for r in line_repairs)
+    assert any("not in the order of their lines" in r for r in line_repairs)
+    assert any("both start at line 4; Introduction dropped" in r for r in line_repairs)
     with pytest.raises(TimelineError, match="no phases"):
         phases_from_lines(LineAnswer(phases=[]), CAPTIONS, 52.0)
+
+
+def test_a_first_phase_after_line_1_leaves_the_opening_to_other():
+    raw, _ = phases_from_lines(LineAnswer(phases=[LinePhase(name="Complaint", first_line=3)]), CAPTIONS, 52.0)
+    phases, repairs = repair_phases(raw, NAMES, 52.0)
+    assert _check(phases, repairs, 52.0) == [(OTHER, 0, 11), ("Complaint", 11, 52)]
+    assert any("gap 0.0-11.0 s filled with 'Other'" in r for r in repairs)
 
 
 # --------------------------------------------------------------------------- the flow
@@ -259,7 +284,7 @@ def test_rerun_with_new_phases_and_prompt_reuses_the_transcript(first_run, use_l
     from flows.segmentation import call_segmentation
 
     template = ("{{ caption_lines }}\nSplit the call into {{ phases | join(', ') }} or {{ other }}. Answer as JSON "
-                "with first_line and last_line (1 to {{ line_count }}) per phase.")
+                "with the first_line (1 to {{ line_count }}) and its first_words per phase.")
     use_local_api.reset_request_counts()
     timeline = call_segmentation(audio=str(sample_call), phases=["Greeting", "Billing question", "Farewell"],
                                  prompt_template=template, chars_per_caption=40, results_dir=str(tmp_path),
@@ -300,8 +325,8 @@ def test_unrepairable_answer_is_retried_once_with_the_error(prefect_harness, loc
     answer is repaired, and the repairs are listed in the result."""
     from flows.segmentation import call_segmentation
 
-    second = json.dumps({"phases": [{"name": "Complaint", "first_line": 4, "last_line": 99, "summary": "x"},
-                                    {"name": "introduction", "first_line": 1, "last_line": 3, "summary": "hi"}]})
+    second = json.dumps({"phases": [{"name": "Complaint", "first_line": 99, "first_words": "", "summary": "x"},
+                                    {"name": "introduction", "first_line": 1, "first_words": "", "summary": "hi"}]})
     with StubServer({"POST /v1/chat/completions": [Canned(200, _chat('{"phases": []}')),
                                                    Canned(200, _chat(second))]}) as gateway:
         monkeypatch.setenv("ASSEMBLYAI_BASE_URL", local_api.url)
@@ -310,20 +335,20 @@ def test_unrepairable_answer_is_retried_once_with_the_error(prefect_harness, loc
     assert gateway.count("POST", "/v1/chat/completions") == 2 and timeline.llm.attempts == 2
     assert [p.name for p in timeline.phases] == ["Introduction", "Complaint"]
     assert timeline.phases[1].end_time == timeline.audio_duration_s
-    assert any("clamped to the captions' lines" in r for r in timeline.repairs)
+    assert any("first_line 99 is outside the captions" in r for r in timeline.repairs)
     assert any("renamed 'introduction'" in r for r in timeline.repairs)
-    assert any("not in time order" in r for r in timeline.repairs)
+    assert any("not in the order of their lines" in r for r in timeline.repairs)
 
 
 def test_answer_that_stays_unusable_fails_keeping_the_raw_answer_and_the_captions(prefect_harness, local_api,
                                                                                   sample_call, tmp_path, monkeypatch):
     from flows.segmentation import call_segmentation
 
-    bad = json.dumps({"phases": [{"name": "Goodbye", "first_line": 500, "last_line": 600, "summary": "?"}]})
+    bad = json.dumps({"phases": []})
     with StubServer({"POST /v1/chat/completions": [Canned(200, _chat(bad))]}) as gateway:
         monkeypatch.setenv("ASSEMBLYAI_BASE_URL", local_api.url)
         monkeypatch.setenv("ASSEMBLYAI_LLM_GATEWAY_BASE_URL", gateway.url)
-        with pytest.raises(LLMOutputError, match="no phase of the answer lies within") as info:
+        with pytest.raises(LLMOutputError, match="the answer lists no phases") as info:
             call_segmentation(audio=str(sample_call), results_dir=str(tmp_path))
     assert info.value.raw == bad and gateway.count("POST", "/v1/chat/completions") == 2
     [captions] = list(tmp_path.glob("*/captions.vtt"))
