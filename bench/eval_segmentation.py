@@ -15,8 +15,9 @@ Each call's two channels are stacked as a stereo WAV, so the flow transcribes it
 Goodbye. Per call: the absolute error (s) of each predicted boundary, taken as the start of the first
 predicted phase of that name (a phase the answer lacks counts as missing), the share of the call's
 time whose predicted phase matches the reference, the repairs made, and the flow's wall time split
-into transcription, captions and LLM. With ``--guide`` it also asks the same model the guide's way
-(raw VTT in, ``start_time``/``end_time`` in seconds out) and reports whether that answer was a valid
+into transcription, captions and LLM; the same scores for a baseline with no model (the four phases
+as equal quarters of the call). With ``--guide`` it also asks the same model the guide's way (raw
+VTT in, ``start_time``/``end_time`` in seconds out) and reports whether that answer was a valid
 timeline as it came, and its scores after the same repair.
 
 Usage: python bench/eval_segmentation.py [--stt-model base] [--guide] [--out FILE.json]
@@ -95,6 +96,14 @@ def score(phases, duration_s: float, boundaries: dict[str, float], step_s: float
     return {"boundary_error_s": errors, "missing": missing,
             "mean_boundary_error_s": round(sum(errors.values()) / len(errors), 2) if errors else None,
             "time_accuracy": round(right / max(steps, 1), 4)}
+
+
+def equal_quarters(duration_s: float) -> list:
+    """Baseline with no model: the four phases as equal quarters of the call."""
+    from callflows.segmentation import Phase
+
+    step = duration_s / len(PHASES)
+    return [Phase(name=n, start_time=i * step, end_time=(i + 1) * step) for i, n in enumerate(PHASES)]
 
 
 def guide_way(url: str, transcript_id: str, duration_s: float, boundaries: dict[str, float]) -> dict:
@@ -176,7 +185,9 @@ def main() -> int:
                        "phases": [(p.name, p.start_time, p.end_time) for p in timeline.phases],
                        "repairs": timeline.repairs, "attempts": timeline.llm.attempts if timeline.llm else 0,
                        "captions": timeline.captions, "wall_s": round(time.monotonic() - started, 1),
-                       "timings_s": timeline.timings_s, **score(timeline.phases, timeline.audio_duration_s, boundaries)}
+                       "timings_s": timeline.timings_s, **score(timeline.phases, timeline.audio_duration_s, boundaries),
+                       "equal_quarters": score(equal_quarters(timeline.audio_duration_s), timeline.audio_duration_s,
+                                               boundaries)}
                 if args.guide:
                     row["guide"] = guide_way(url, timeline.transcript_id, timeline.audio_duration_s, boundaries)
                 rows.append(row)
@@ -197,7 +208,9 @@ def main() -> int:
                    "boundaries_missing": sum(len(r["missing"]) for r in rows),
                    "mean_captions_s": round(sum(r["timings_s"]["captions"] for r in rows) / n, 3),
                    "mean_llm_s": round(sum(r["timings_s"].get("llm", 0) for r in rows) / n, 1),
-                   "calls_repaired": sum(bool(r["repairs"]) for r in rows)}
+                   "calls_repaired": sum(bool(r["repairs"]) for r in rows),
+                   "equal_quarters_mean_time_accuracy": round(sum(r["equal_quarters"]["time_accuracy"] for r in rows)
+                                                              / n, 4)}
         if args.guide:
             guide = [r["guide"] for r in rows]
             scored = [g for g in guide if "time_accuracy" in g]
