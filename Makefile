@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 # Portable llama.cpp build (the wheel is cached by pip after the first ~11 min build).
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: setup setup-demo demo test sample local-api clean
+.PHONY: setup setup-demo demo test sample local-api up serve down status clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,5 +46,23 @@ sample: setup
 local-api: setup-demo
 	$(BIN)/callflows local-api
 
+## The stack in the background (pid files and logs in $(CALLFLOWS_HOME)): Prefect server with the UI on
+## http://127.0.0.1:4200, local API, work pool, the deployments of prefect.yaml and a worker.
+## Ports and home: CALLFLOWS_PREFECT_PORT, CALLFLOWS_LOCAL_API_URL, CALLFLOWS_HOME (see scripts/stack.py).
+up: setup-demo
+	$(BIN)/python scripts/stack.py up
+
+## The same, serving the deployments from one process (python -m deployments.serve) instead of a worker.
+serve: setup-demo
+	$(BIN)/python scripts/stack.py up --serve
+
+## Stop the worker (or serve), the local API, then the Prefect server. Idempotent.
+down:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python scripts/stack.py down; else echo "no $(VENV): nothing to stop"; fi
+
+status:
+	@$(BIN)/python scripts/stack.py status || [ $$? -eq 3 ]
+
 clean:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python scripts/stack.py down; fi
 	rm -rf $(VENV) $(CALLFLOWS_HOME) results

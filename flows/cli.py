@@ -4,8 +4,11 @@
     callflows analyze AUDIO [--out DIR] [--model M] [--prompt-template T] [--questions FILE]
                             [--speakers-expected N]
 
-``analyze`` runs the analyses (sentiment, scorecard, segmentation) on one recording, prints the
-reports and writes JSON results under DIR. With no ASSEMBLYAI_API_KEY it uses the local server
+``analyze`` runs the analyze-call flow on one recording (sentiment, scorecard and segmentation,
+concurrently, on one transcript), prints the three reports and writes JSON results under DIR. Exit
+code 0 when all three succeeded, 1 when one failed (the others are still printed and written; each
+failure is one ``callflows: error: <analysis> failed: <error>`` line on stderr) or the transcription
+failed, 2 for bad input (before any request). With no ASSEMBLYAI_API_KEY it uses the local server
 (started for the run, or already running) and says so in one line.
 """
 from __future__ import annotations
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def analyze(args: argparse.Namespace, home: Path) -> int:
     from callflows.audio import check_audio
-    from callflows.errors import CallflowsError
+    from callflows.errors import CallflowsError, InputError
     from callflows.localserver import ensure_local_server
     from callflows.settings import Settings
 
@@ -88,36 +91,38 @@ def analyze(args: argparse.Namespace, home: Path) -> int:
     else:
         print(settings.describe(), flush=True)
 
-    from flows.scorecard import sales_scorecard
-    from flows.segmentation import call_segmentation
-    from flows.sentiment import call_sentiment
+    from prefect.exceptions import ParameterTypeError
 
-    common = {"audio": args.audio, "results_dir": args.out, "speakers_expected": args.speakers_expected}
-    for name, value in (("model", args.model), ("max_tokens", args.max_tokens)):
+    from flows.analyze import ANALYSES, AnalysesFailedError, analyze_call
+
+    kwargs = {"audio": args.audio, "results_dir": args.out, "speakers_expected": args.speakers_expected,
+              "sentiment_prompt_template": args.prompt_template}
+    for name, value in (("model", args.model), ("max_tokens", args.max_tokens), ("questions", questions)):
         if value is not None:
-            common[name] = value
-    sentiment_kwargs = dict(common, prompt_template=args.prompt_template)
-    if questions is not None:
-        sentiment_kwargs["questions"] = questions
-    analyses = [("call sentiment", call_sentiment, sentiment_kwargs), ("sales scorecard", sales_scorecard, common),
-                ("call segmentation", call_segmentation, common)]
+            kwargs[name] = value
     started = time.monotonic()
-    failed = []
     try:
-        for name, flow_fn, kwargs in analyses:
-            try:
-                report = flow_fn(**kwargs)
-            except CallflowsError as exc:  # the other analyses still run; results already written stay
-                print(f"callflows: error: {name} failed: {exc}", file=sys.stderr)
-                failed.append(name)
-                continue
-            print()
-            print(report.to_markdown())
+        analysis = analyze_call(**kwargs)  # one flow run: the three analyses run concurrently on one transcript
+    except AnalysesFailedError as exc:  # the others' results are written and printed
+        analysis = exc.analysis
+    except (InputError, ParameterTypeError) as exc:  # before any request
+        print(f"callflows: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except CallflowsError as exc:  # the shared transcription failed: no analysis could run
+        print(f"callflows: error: {exc}", file=sys.stderr)
+        return 1
     finally:
         if server is not None:
             server.stop()
+    for name, (title, _, _) in ANALYSES.items():
+        report = getattr(analysis, name)
+        if report is None:
+            print(f"callflows: error: {title} failed: {analysis.errors[name]}", file=sys.stderr)
+            continue
+        print()
+        print(report.to_markdown())
     print(f"Results written under {Path(args.out).resolve()} ({time.monotonic() - started:.0f} s).")
-    return 1 if failed else 0
+    return 1 if analysis.errors else 0
 
 
 if __name__ == "__main__":

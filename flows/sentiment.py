@@ -1,7 +1,7 @@
 """Call sentiment flow (AssemblyAI cookbook "Analyze the sentiment of a customer call").
 
-audio → transcribe (speaker_labels + sentiment_analysis) → speaker-labelled lines → questions to the
-LLM (prompt from prompts/, structured JSON answer) → ``SentimentReport`` (JSON file + markdown artifact).
+audio → transcribe (speaker_labels + sentiment_analysis; multichannel for stereo WAV) → speaker-labelled
+lines → questions to the LLM (prompt from prompts/, structured JSON answer) → ``SentimentReport`` (JSON file + markdown artifact).
 """
 from __future__ import annotations
 
@@ -12,14 +12,13 @@ from pydantic import Field
 
 from callflows.audio import check_audio
 from callflows.errors import InputError, LLMOutputError
-from callflows.models import TranscriptionOptions
 from callflows.prompts import load_template, render
 from callflows.sentiment import (
     DEFAULT_LLM_MODEL, DEFAULT_QUESTIONS, MAX_QUESTIONS, LLMUsage, Question, QuestionAnswer, SentimentReport,
     answers_model, count_sentiments, example_context, prompt_context, sentence_sentiments, speaker_lines,
 )
 from flows.common import ask_structured, result_dir
-from flows.transcribe import transcribe_call
+from flows.transcribe import call_options, transcribe_call
 from tasks.reports import publish_report
 
 ARTIFACT_KEY = "call-sentiment"
@@ -70,7 +69,7 @@ def call_sentiment(
     render(template, example_context(questions))  # syntax, undefined variables, sandbox: before any request
     source = check_audio(audio)
 
-    options = TranscriptionOptions(speaker_labels=True, sentiment_analysis=True, speakers_expected=speakers_expected)
+    options = call_options(source, None, speakers_expected)  # same transcript as the other analyses
     transcript = transcribe_call(audio, options, poll_timeout_s)
 
     sentences = sentence_sentiments(transcript)

@@ -1,0 +1,242 @@
+"""Analyse one call: sentiment, sales scorecard and segmentation, concurrently, on one transcript.
+
+audio → every input checked (before any request) → transcribe once (``transcribe-call``, the options
+the three analyses share) → the three analysis flows as subflows, concurrently (each inside a
+``run-analysis`` task on a thread pool, so their LLM requests overlap; their own transcription step
+is a cache hit) → ``CallAnalysis`` (``analysis.json`` + markdown artifact ``analyze-call``).
+
+One analysis failing does not lose the others: each result or error is collected, everything is
+written, and then the run fails with ``AnalysesFailedError`` naming the failed analyses.
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
+
+from callflows.audio import check_audio
+from callflows.errors import CallflowsError
+from callflows.prompts import load_template, render
+from callflows.scorecard import DEFAULT_ROLES, DEFAULT_RUBRIC, RubricCriterion, Scorecard, check_roles, check_rubric
+from callflows.segmentation import DEFAULT_PHASES, PhaseTimeline, check_phase_names
+from callflows.segmentation import example_context as segmentation_example_context
+from callflows.sentiment import DEFAULT_LLM_MODEL, DEFAULT_QUESTIONS, Question, SentimentReport
+from callflows.sentiment import example_context as sentiment_example_context
+from flows.common import result_dir
+from flows.scorecard import example_context as scorecard_example_context
+from flows.scorecard import sales_scorecard
+from flows.segmentation import call_segmentation
+from flows.sentiment import call_sentiment, check_questions
+from flows.transcribe import call_options, transcribe_call
+from tasks.reports import publish_report
+
+ARTIFACT_KEY = "analyze-call"
+RESULT_FILE = "analysis.json"
+
+# analysis name (a CallAnalysis field) → (title, flow, result file written by the flow)
+ANALYSES: dict[str, tuple[str, Any, str]] = {
+    "sentiment": ("call sentiment", call_sentiment, "sentiment.json"),
+    "scorecard": ("sales scorecard", sales_scorecard, "scorecard.json"),
+    "segmentation": ("call segmentation", call_segmentation, "segmentation.json"),
+}
+
+
+class CallAnalysis(BaseModel):
+    """Result of the analyze-call flow (written as ``analysis.json``): the three analyses of one
+    call, each ``None`` when it failed, with its one-line error in ``errors``."""
+
+    audio: str = Field(..., description="the recording: local path or URL, as given")
+    transcript_id: str
+    audio_duration_s: float | None = Field(None, description="s")
+    result_dir: str = Field(..., description="folder of analysis.json (the analyses' own files are next to it)")
+    sentiment: SentimentReport | None = None
+    scorecard: Scorecard | None = None
+    segmentation: PhaseTimeline | None = None
+    errors: dict[str, str] = Field(default_factory=dict,
+                                   description="analysis name (sentiment, scorecard, segmentation) → one-line error")
+    files: dict[str, str] = Field(default_factory=dict, description="analysis name → result file it wrote")
+    timings_s: dict[str, float] = Field(default_factory=dict, description="wall time per step, s")
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def ok(self) -> bool:
+        """True when all three analyses succeeded."""
+        return not self.errors
+
+    def to_markdown(self) -> str:
+        """A short summary: one row per analysis with its status, result file and headline."""
+        duration = "?" if self.audio_duration_s is None else f"{self.audio_duration_s:.0f} s"
+        out = [f"# Call analysis: {self.audio}", "",
+               f"Transcript `{self.transcript_id}`, {duration} of audio. Results in `{self.result_dir}`.", "",
+               "| analysis | status | result file | headline |", "|---|---|---|---|"]
+        for name, (title, _, _) in ANALYSES.items():
+            if name in self.errors:
+                out.append(f"| {title} | **failed** | – | {_cell(self.errors[name])} |")
+            else:
+                out.append(f"| {title} | ok | `{self.files.get(name, '?')}` | {_cell(self._headline(name))} |")
+        out += ["", "The full reports are the artifacts `call-sentiment`, `sales-scorecard` and `call-segmentation` "
+                    "of the subflow runs."]
+        return "\n".join(out) + "\n"
+
+    def _headline(self, name: str) -> str:
+        if name == "sentiment" and self.sentiment:
+            c = self.sentiment.counts
+            return (f"{c.total} sentences: {c.POSITIVE} positive, {c.NEUTRAL} neutral, {c.NEGATIVE} negative; "
+                    f"{len(self.sentiment.answers)} questions answered")
+        if name == "scorecard" and self.scorecard:
+            tl = self.scorecard.talk_listen
+            share = "?" if tl.rep_talk_share is None else f"{tl.rep_talk_share:.0%}"
+            return (f"{tl.rep_role} talked {share} (ideal {tl.ideal_rep_talk_share:.0%}); "
+                    f"{self.scorecard.unverified_quotes} unverified quote(s)")
+        if name == "segmentation" and self.segmentation:
+            return " → ".join(f"{p.name} {p.start_time:.0f}-{p.end_time:.0f} s" for p in self.segmentation.phases)
+        return ""
+
+
+class AnalysesFailedError(CallflowsError):
+    """One or more analyses of ``analyze_call`` failed; the others' results are written.
+
+    ``analysis`` is the ``CallAnalysis`` (with ``errors``), as written to ``analysis.json``.
+    """
+
+    def __init__(self, analysis: CallAnalysis) -> None:
+        self.analysis = analysis
+        failed = "; ".join(f"{ANALYSES[name][0]} failed: {error}" for name, error in analysis.errors.items())
+        super().__init__(f"{len(analysis.errors)} of {len(ANALYSES)} analyses of {analysis.audio!r} failed: {failed}. "
+                         f"The other results are in {analysis.result_dir}; rerun to retry (the transcript is cached)")
+
+    def __reduce__(self):  # keep the analysis when pickled (Prefect persists failed states)
+        return (AnalysesFailedError, (self.analysis,))
+
+
+def one_line(exc: BaseException) -> str:
+    """``ErrorType: message`` on one line (whitespace collapsed)."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+@task(name="run-analysis", task_run_name="{analysis}", cache_policy=NO_CACHE)
+def run_analysis(analysis: str, parameters: dict[str, Any]) -> BaseModel:
+    """Run the analysis flow ``analysis`` (a key of ``ANALYSES``) as a subflow with ``parameters``;
+    return its result. Raises whatever the flow raises (the task, and the subflow, end Failed)."""
+    return ANALYSES[analysis][1](**parameters)
+
+
+@flow(name="analyze-call", task_runner=ThreadPoolTaskRunner(max_workers=len(ANALYSES)))
+def analyze_call(
+    audio: Annotated[str, Field(description="Local recording path or http(s) URL.")],
+    results_dir: Annotated[str, Field(description="Folder for the JSON results.")] = "results",
+    model: Annotated[str, Field(description="LLM Gateway model for the three analyses.")] = DEFAULT_LLM_MODEL,
+    sentiment_prompt_template: Annotated[str, Field(description="Sentiment prompt: template name in prompts/ or "
+                                                    "the template text.")] = "sentiment",
+    scorecard_prompt_template: Annotated[str, Field(description="Scorecard prompt: template name in prompts/ or "
+                                                    "the template text.")] = "scorecard",
+    segmentation_prompt_template: Annotated[str, Field(description="Segmentation prompt: template name in prompts/ "
+                                                       "or the template text.")] = "segmentation",
+    questions: Annotated[list[Question], Field(description="Sentiment questions for the LLM, each with optional "
+                                               "context and answer format.")] = DEFAULT_QUESTIONS,
+    roles: Annotated[list[str], Field(description="Scorecard speaker roles; the first is the one coached.")]
+    = DEFAULT_ROLES,
+    rubric: Annotated[list[RubricCriterion], Field(description="Scorecard criteria with allowed answers.")]
+    = DEFAULT_RUBRIC,
+    phases: Annotated[list[str], Field(description="Segmentation phase names in call order; anything else is "
+                                       "'Other'.")] = DEFAULT_PHASES,
+    max_tokens: Annotated[int | None, Field(ge=256, le=16000, description="LLM answer limit for each analysis; "
+                                            "empty: each flow's default.")] = None,
+    speakers_expected: Annotated[int | None, Field(ge=1, le=10, description="Exact speaker count, only "
+                                                    "if certain.")] = None,
+    multichannel: Annotated[bool | None, Field(description="One speaker per channel; default: on for stereo "
+                                                "WAV input.")] = None,
+    poll_timeout_s: Annotated[float, Field(gt=0, description="Seconds to wait for the transcript.")] = 3600.0,
+) -> CallAnalysis:
+    """Run the call sentiment, sales scorecard and call segmentation flows on one recording,
+    concurrently, on one transcript.
+
+    Args:
+        audio: local recording path or http(s) URL.
+        results_dir: folder for the results: ``<results_dir>/<audio name>-<transcript id[:8]>/``
+            receives ``analysis.json`` and each analysis's own files (``sentiment.json``,
+            ``scorecard.json`` and ``metrics.json``, ``segmentation.json`` and ``captions.vtt``).
+        model: LLM Gateway model for the three analyses.
+        sentiment_prompt_template: sentiment prompt: a template name in prompts/ or the template text.
+        scorecard_prompt_template: scorecard prompt: a template name in prompts/ or the template text.
+        segmentation_prompt_template: segmentation prompt: a template name in prompts/ or the template text.
+        questions: sentiment questions for the LLM, each with optional context and answer format.
+        roles: scorecard speaker roles; the first is the one coached.
+        rubric: scorecard criteria, each with its allowed answers.
+        phases: segmentation phase names in call order; anything else is ``Other``.
+        max_tokens: LLM answer limit for each analysis; empty: each flow's own default.
+        speakers_expected: exact number of speakers, only if certain.
+        multichannel: one speaker per channel; default: on for stereo WAV input.
+        poll_timeout_s: seconds to wait for the transcript.
+
+    Returns a ``CallAnalysis`` with all three results.
+
+    Raises ``InputError`` (audio, templates, questions, roles, rubric, phases, multichannel on a mono file:
+    before any request), ``APIError`` / ``TranscriptFailedError`` / ``TranscriptTimeoutError`` when
+    the shared transcription fails (no analysis can run then), and ``AnalysesFailedError`` when one or
+    more analyses failed: raised after ``analysis.json`` (with ``errors``), the artifact and the
+    successful analyses' files are written; ``exc.analysis`` holds the ``CallAnalysis``.
+
+    Note: the sentiment flow always transcribes with speaker labels; for a stereo recording (where
+    the shared options use ``multichannel``) it makes its own transcript, and its ``sentiment.json``
+    is in that transcript's folder (see ``files``).
+    """
+    logger = get_run_logger()
+    questions = check_questions(questions)
+    roles = check_roles(roles)
+    rubric = check_rubric(rubric)
+    names = check_phase_names(phases)
+    for template_name, context in ((sentiment_prompt_template, sentiment_example_context(questions)),
+                                   (scorecard_prompt_template, scorecard_example_context(roles, rubric)),
+                                   (segmentation_prompt_template, segmentation_example_context(names))):
+        render(load_template(template_name), context)  # syntax, undefined variables, sandbox: before any request
+    source = check_audio(audio)
+    options = call_options(source, multichannel, speakers_expected)
+
+    started = time.monotonic()
+    transcript = transcribe_call(audio, options, poll_timeout_s)
+    timings = {"transcription": time.monotonic() - started}
+    out_dir = result_dir(results_dir, source.name, transcript.id)
+
+    common: dict[str, Any] = {"audio": audio, "model": model, "results_dir": results_dir,
+                              "speakers_expected": speakers_expected, "poll_timeout_s": poll_timeout_s}
+    if max_tokens is not None:
+        common["max_tokens"] = max_tokens
+    parameters = {
+        "sentiment": dict(common, questions=questions, prompt_template=sentiment_prompt_template),
+        "scorecard": dict(common, roles=roles, rubric=rubric, prompt_template=scorecard_prompt_template,
+                          multichannel=multichannel),
+        "segmentation": dict(common, phases=phases, prompt_template=segmentation_prompt_template,
+                             multichannel=multichannel),
+    }
+    started = time.monotonic()
+    futures = {name: run_analysis.submit(name, parameters[name]) for name in ANALYSES}
+    results: dict[str, BaseModel] = {}
+    errors: dict[str, str] = {}
+    for name, future in futures.items():
+        try:
+            results[name] = future.result()
+        except Exception as exc:  # noqa: BLE001 - any failure of one analysis must not lose the others
+            errors[name] = one_line(exc)
+            logger.error("%s failed: %s", ANALYSES[name][0], errors[name])
+    timings["analyses"] = time.monotonic() - started
+
+    files = {name: str(result_dir(results_dir, source.name, result.transcript_id) / ANALYSES[name][2])
+             for name, result in results.items()}
+    analysis = CallAnalysis(audio=audio, transcript_id=transcript.id, audio_duration_s=transcript.audio_duration,
+                            result_dir=str(out_dir), errors=errors, files=files,
+                            timings_s={k: round(v, 2) for k, v in timings.items()}, **results)
+    publish_report(analysis, analysis.to_markdown(), str(out_dir / RESULT_FILE), ARTIFACT_KEY)
+    if errors:
+        raise AnalysesFailedError(analysis)
+    return analysis
+

@@ -1,0 +1,365 @@
+"""The analyze-call flow (three analyses, concurrently, on one transcript) and the analyze-inbox flow
+(every new recording of a folder, with a ledger), end to end through the Prefect engine and the real
+local server."""
+import json
+import shutil
+import wave
+
+import pytest
+import requests
+
+from callflows.errors import AudioInputError, InputError, PromptError
+from callflows.scorecard import DEFAULT_RUBRIC
+from callflows.sentiment import DEFAULT_QUESTIONS
+from stub_http import Canned, StubServer
+
+FAST = dict(questions=DEFAULT_QUESTIONS[:2], rubric=DEFAULT_RUBRIC[:2])  # shorter LLM answers, same code paths
+
+
+def _env(mp, api_url, gateway_url=None):
+    mp.setenv("ASSEMBLYAI_BASE_URL", api_url)
+    mp.setenv("ASSEMBLYAI_LLM_GATEWAY_BASE_URL", gateway_url or api_url)
+
+
+def _subflow_runs(parent_id):
+    """Flow runs whose parent is the flow run ``parent_id``, as (flow name, run) pairs, checked to hang
+    off a task run of that parent."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent_id])))
+        out = []
+        for run in runs:
+            assert client.read_task_run(run.parent_task_run_id).flow_run_id == parent_id
+            out.append((client.read_flow(run.flow_id).name, run))
+    return out
+
+
+def _artifact(key, flow_run_id):
+    """The markdown of the artifact ``key`` published by the flow run ``flow_run_id``."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        [artifact] = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[key]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    return artifact.data
+
+
+# --------------------------------------------------------------------------- analyze-call
+
+@pytest.fixture(scope="module")
+def analysed(prefect_harness, local_api, sample_call, tmp_path_factory):
+    """analyze-call once on the sample call; (state, CallAnalysis, results folder, API request counts)."""
+    from flows.analyze import analyze_call
+
+    out = tmp_path_factory.mktemp("analysis")
+    with pytest.MonkeyPatch.context() as mp:
+        _env(mp, local_api.url)
+        local_api.reset_request_counts()
+        state = analyze_call(audio=str(sample_call), results_dir=str(out), **FAST, return_state=True)
+        counts = local_api.api_counts()
+    assert state.is_completed(), state.message
+    return state, state.result(), out, counts
+
+
+def test_analyze_call_runs_the_three_analyses_on_one_transcript(analysed):
+    from flows.analyze import CallAnalysis
+
+    state, analysis, out, counts = analysed
+    assert analysis.ok and analysis.errors == {}
+    assert counts.get("POST /v2/upload", 0) <= 1 and counts.get("POST /v2/transcript", 0) <= 1
+    assert counts.get("POST /v1/chat/completions", 0) >= 3 and counts.get("GET /v2/transcript/{transcript_id}/vtt") == 1
+    for report in (analysis.sentiment, analysis.scorecard, analysis.segmentation):
+        assert report.transcript_id == analysis.transcript_id
+    assert len(analysis.sentiment.answers) == 2 and len(analysis.scorecard.criteria) == 2
+    assert analysis.segmentation.phases[-1].end_time == analysis.segmentation.audio_duration_s
+    [folder] = out.iterdir()
+    assert str(folder) == analysis.result_dir and folder.name == f"support_call-{analysis.transcript_id[:8]}"
+    assert CallAnalysis.model_validate_json((folder / "analysis.json").read_text()) == analysis
+    assert analysis.files == {name: str(folder / f"{name}.json") for name in ("sentiment", "scorecard", "segmentation")}
+    assert json.loads((folder / "scorecard.json").read_text())["transcript_id"] == analysis.transcript_id
+    assert (folder / "captions.vtt").exists() and (folder / "metrics.json").exists()
+    markdown = _artifact("analyze-call", state.state_details.flow_run_id)
+    assert f"# Call analysis: {analysis.audio}" in markdown
+    for title in ("call sentiment", "sales scorecard", "call segmentation"):
+        assert f"| {title} | ok |" in markdown
+
+
+def test_analyses_are_concurrent_subflows_of_the_analyze_call_run(analysed):
+    """The shared transcription and the three analyses are subflow runs of the analyze-call run; the
+    analyses overlap in time (each starts before any of them ends), which one-after-the-other cannot."""
+    state = analysed[0]
+    runs = dict(_subflow_runs(state.state_details.flow_run_id))
+    assert set(runs) == {"transcribe-call", "call-sentiment", "sales-scorecard", "call-segmentation"}
+    assert all(run.state.is_completed() for run in runs.values())
+    analyses = [runs[name] for name in ("call-sentiment", "sales-scorecard", "call-segmentation")]
+    assert max(r.start_time for r in analyses) < min(r.end_time for r in analyses), \
+        [(r.start_time, r.end_time) for r in analyses]
+    assert runs["transcribe-call"].end_time <= min(r.start_time for r in analyses)
+
+
+def test_one_failed_analysis_keeps_the_others_and_fails_the_run(analysed, use_local_api, sample_call, tmp_path):
+    """Three roles on a two-speaker call: the scorecard fails after transcription; sentiment and
+    segmentation are still written, analysis.json records the error, and the run ends Failed."""
+    from prefect.client.orchestration import get_client
+
+    from flows.analyze import AnalysesFailedError, CallAnalysis, analyze_call
+
+    state = analyze_call(audio=str(sample_call), results_dir=str(tmp_path), questions=DEFAULT_QUESTIONS[:1],
+                         roles=["Sales Rep", "Customer", "Manager"], return_state=True)
+    assert state.is_failed()
+    exc = state.result(raise_on_failure=False)
+    assert isinstance(exc, AnalysesFailedError)
+    assert "1 of 3 analyses" in str(exc) and "sales scorecard failed: InputError: the call has 2 speaker(s)" in str(exc)
+    analysis = exc.analysis
+    assert set(analysis.errors) == {"scorecard"} and "3 roles" in analysis.errors["scorecard"]
+    assert analysis.scorecard is None and analysis.sentiment.answers and analysis.segmentation.phases
+    folder = tmp_path / f"support_call-{analysis.transcript_id[:8]}"
+    assert CallAnalysis.model_validate_json((folder / "analysis.json").read_text()).errors == analysis.errors
+    assert (folder / "sentiment.json").exists() and (folder / "segmentation.json").exists()
+    assert not (folder / "scorecard.json").exists()
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+    assert run.state.is_failed() and "sales scorecard failed" in run.state.message
+    runs = dict(_subflow_runs(run.id))
+    assert runs["sales-scorecard"].state.is_failed() and runs["call-sentiment"].state.is_completed()
+
+
+def _chat(content):
+    return {"request_id": "r", "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                                            "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+
+def test_gateway_answering_garbage_fails_each_analysis_keeping_what_was_computed(prefect_harness, local_api,
+                                                                                 sample_call, tmp_path, monkeypatch):
+    """Every LLM answer is not JSON: each analysis retries once, then fails with LLMOutputError; the
+    error of each is recorded, the files written before the LLM step are kept, analysis.json too."""
+    from flows.analyze import AnalysesFailedError, CallAnalysis, analyze_call
+
+    understanding = {"request_id": "r", "speech_understanding": {"response": {"speaker_identification": {
+        "mapping": {"A": "Sales Rep", "B": "Customer"}, "status": "success"}}}, "utterances": [], "words": []}
+    with StubServer({"POST /v1/understanding": [Canned(200, understanding)],
+                     "POST /v1/chat/completions": [Canned(200, _chat("Great call!"))]}) as gateway:
+        _env(monkeypatch, local_api.url, gateway.url)
+        state = analyze_call(audio=str(sample_call), results_dir=str(tmp_path), **FAST, return_state=True)
+    assert gateway.count("POST", "/v1/chat/completions") == 6  # one retry each
+    exc = state.result(raise_on_failure=False)
+    assert state.is_failed() and isinstance(exc, AnalysesFailedError) and "3 of 3 analyses" in str(exc)
+    analysis = exc.analysis
+    assert set(analysis.errors) == {"sentiment", "scorecard", "segmentation"}
+    assert all(e.startswith("LLMOutputError: ") and "\n" not in e for e in analysis.errors.values())
+    assert analysis.sentiment is analysis.scorecard is analysis.segmentation is None and analysis.files == {}
+    folder = tmp_path / f"support_call-{analysis.transcript_id[:8]}"
+    assert CallAnalysis.model_validate_json((folder / "analysis.json").read_text()).errors == analysis.errors
+    assert {p.name for p in folder.iterdir()} == {"analysis.json", "sentiment.partial.json", "metrics.json",
+                                                  "captions.vtt"}
+    assert "| sales scorecard | **failed** |" in _artifact("analyze-call", state.state_details.flow_run_id)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(phases=[]), InputError, "phases is empty"),
+    (dict(questions=[]), InputError, "questions is empty"),
+    (dict(roles=["Sales Rep"]), InputError, "at least two"),
+    (dict(rubric=[]), InputError, "rubric is empty"),
+    (dict(segmentation_prompt_template="{{ caption_lines }} {{ agenda }}"), PromptError, "agenda"),
+    (dict(scorecard_prompt_template="no-such-template"), PromptError, "unknown prompt template"),
+    (dict(multichannel=True), InputError, "is mono"),
+    (dict(audio="ftp://example.com/call.wav"), AudioInputError, "unsupported URL scheme"),
+])
+def test_bad_input_fails_before_any_request(prefect_harness, use_local_api, sample_call, tmp_path, kwargs, error,
+                                            match):
+    from flows.analyze import analyze_call
+
+    use_local_api.reset_request_counts()
+    with pytest.raises(error, match=match):
+        analyze_call(**{"audio": str(sample_call), "results_dir": str(tmp_path), **kwargs})
+    assert use_local_api.api_counts() == {}
+    assert not any(tmp_path.iterdir())
+
+
+# --------------------------------------------------------------------------- the CLI's use of analyze-call
+
+def test_cli_prints_the_analyses_that_succeeded_and_exits_1_naming_the_failed_one(prefect_harness, use_local_api,
+                                                                                   sample_call, tmp_path, capsys,
+                                                                                   monkeypatch):
+    """`callflows analyze` (in-process, one analyze-call run) with the server refusing speaker
+    identification once: the scorecard fails, the sentiment and segmentation reports are still
+    printed and written, the failure is one stderr line, and the exit code is 1."""
+    from flows.cli import main
+
+    monkeypatch.setenv("CALLFLOWS_HOME", str(tmp_path / "home"))
+    audio = tmp_path / "short_call.wav"  # a recording without cached speaker roles, so the request is made
+    _trim_wav(sample_call, audio, 40)
+    questions = tmp_path / "questions.json"
+    questions.write_text(json.dumps([q.model_dump() for q in DEFAULT_QUESTIONS[:1]]))
+    fault = {"route": "POST /v1/understanding", "status_code": 400, "times": 1, "body": {"error": "injected refusal"}}
+    requests.post(f"{use_local_api.url}/_local/faults", json=fault, timeout=10).raise_for_status()
+    try:
+        code = main(["analyze", str(audio), "--out", str(tmp_path / "out"), "--questions", str(questions)])
+    finally:
+        requests.delete(f"{use_local_api.url}/_local/faults", timeout=10).raise_for_status()
+    out, err = capsys.readouterr()
+    assert code == 1
+    [line] = [ln for ln in err.splitlines() if ln.startswith("callflows: error:")]
+    assert line.startswith("callflows: error: sales scorecard failed: BadRequestError: ") and "injected refusal" in line
+    assert "## Sentiment per speaker" in out and "## Call segmentation" in out and "# Sales scorecard" not in out
+    [folder] = (tmp_path / "out").iterdir()
+    assert {p.name for p in folder.glob("*.json")} == {"analysis.json", "sentiment.json", "segmentation.json"}
+
+
+def test_cli_bad_parameter_is_a_one_line_error_before_any_request(prefect_harness, use_local_api, sample_call,
+                                                                  tmp_path, capsys, monkeypatch):
+    from flows.cli import main
+
+    monkeypatch.setenv("CALLFLOWS_HOME", str(tmp_path / "home"))
+    use_local_api.reset_request_counts()
+    code = main(["analyze", str(sample_call), "--out", str(tmp_path / "out"), "--max-tokens", "10"])
+    err = capsys.readouterr().err
+    assert code == 2 and use_local_api.api_counts() == {}
+    [line] = [ln for ln in err.splitlines() if ln.startswith("callflows: error:")]
+    assert "max_tokens" in line
+
+
+# --------------------------------------------------------------------------- analyze-inbox
+
+def _trim_wav(source, target, seconds):
+    """A different real recording: the first ``seconds`` of ``source`` (same format)."""
+    with wave.open(str(source)) as r:
+        params = r.getparams()
+        frames = r.readframes(int(r.getframerate() * seconds))
+    with wave.open(str(target), "wb") as w:
+        w.setparams(params)
+        w.writeframes(frames)
+
+
+@pytest.fixture(scope="module")
+def inbox_runs(prefect_harness, local_api, sample_call, tmp_path_factory):
+    """Two runs of analyze-inbox over one inbox: the sample call, its first 40 s, a text file and a
+    truncated WAV (plus a subfolder, ignored). Between the runs the sample call is renamed.
+    Returns (inbox, results, [(state, report, API request counts) per run])."""
+    from flows.batch import InboxFailedError, analyze_inbox
+
+    root = tmp_path_factory.mktemp("batch")
+    inbox, results = root / "inbox", root / "results"
+    (inbox / "archive").mkdir(parents=True)
+    shutil.copy(sample_call, inbox / "call-a.wav")
+    _trim_wav(sample_call, inbox / "short.wav", 40)
+    (inbox / "notes.txt").write_text("Call back Mrs. Jones on Monday.\n")
+    (inbox / "broken.wav").write_bytes(sample_call.read_bytes()[:2000])  # header + 60 ms: "too short"
+    _trim_wav(sample_call, inbox / "archive" / "old.wav", 20)
+    runs = []
+    with pytest.MonkeyPatch.context() as mp:
+        _env(mp, local_api.url)
+        for run in (1, 2):
+            if run == 2:
+                (inbox / "call-a.wav").rename(inbox / "renamed-call.wav")
+            local_api.reset_request_counts()
+            state = analyze_inbox(inbox=str(inbox), results_dir=str(results), return_state=True)
+            result = state.result(raise_on_failure=False)
+            report = result.report if isinstance(result, InboxFailedError) else result
+            runs.append((state, report, local_api.api_counts()))
+    return inbox, results, runs
+
+
+def _statuses(report):
+    return {r.audio.rsplit("/", 1)[-1]: r.status for r in report.recordings}
+
+
+def test_inbox_analyses_new_recordings_skips_other_files_and_reports_the_failure(inbox_runs):
+    from flows.analyze import CallAnalysis
+    from flows.batch import Ledger
+
+    inbox, results, [(state, report, counts), _] = inbox_runs
+    assert state.is_completed()  # one recording failed, two were analysed: the run is not Failed
+    assert _statuses(report) == {"broken.wav": "failed", "call-a.wav": "analysed", "notes.txt": "skipped",
+                                 "short.wav": "analysed"}
+    rows = {r.audio.rsplit("/", 1)[-1]: r for r in report.recordings}
+    assert "Audio duration is too short" in rows["broken.wav"].error
+    assert "does not look like audio" in rows["notes.txt"].note and rows["notes.txt"].cache_key is None
+    assert counts.get("POST /v2/upload", 0) <= 3 and counts.get("POST /v2/transcript", 0) <= 3
+    ledger = Ledger.model_validate_json((results / "inbox-ledger.json").read_text())
+    assert set(ledger.recordings) == {rows["call-a.wav"].cache_key, rows["short.wav"].cache_key}
+    for name in ("call-a.wav", "short.wav"):
+        entry = ledger.recordings[rows[name].cache_key]
+        assert entry.audio == str(inbox / name) and entry.result_dir == rows[name].result_dir
+        analysis = CallAnalysis.model_validate_json((results.joinpath(entry.result_dir, "analysis.json")).read_text())
+        assert analysis.ok and analysis.transcript_id == entry.transcript_id
+    assert rows["short.wav"].transcript_id != rows["call-a.wav"].transcript_id
+    assert not list(results.glob(".*tmp"))  # the ledger was replaced atomically, no temporary file left
+    names = sorted(run.name for _, run in _subflow_runs(state.state_details.flow_run_id))
+    assert names == ["analyze-broken", "analyze-call-a", "analyze-short"]  # the subfolder was ignored
+
+
+def test_second_inbox_run_skips_analysed_recordings_even_renamed_and_retries_the_failed_one(inbox_runs):
+    from flows.batch import BatchReport, Ledger
+
+    inbox, results, [(_, first, _), (state, report, counts)] = inbox_runs
+    assert state.is_failed() and "every recording this run tried failed" in state.message  # the only one it tried
+    assert _statuses(report) == {"broken.wav": "failed", "renamed-call.wav": "skipped", "notes.txt": "skipped",
+                                 "short.wav": "skipped"}
+    rows = {r.audio.rsplit("/", 1)[-1]: r for r in report.recordings}
+    assert f"already analysed as {inbox / 'call-a.wav'}" in rows["renamed-call.wav"].note
+    assert counts.get("POST /v2/upload", 0) == 0 and counts.get("POST /v2/transcript", 0) == 0
+    assert counts.get("POST /v1/chat/completions", 0) == 0
+    assert [run.name for _, run in _subflow_runs(state.state_details.flow_run_id)] == ["analyze-broken"]
+    ledger = Ledger.model_validate_json((results / "inbox-ledger.json").read_text())
+    assert set(ledger.recordings) == {r.cache_key for r in first.recordings if r.status == "analysed"}
+    assert BatchReport.model_validate_json((results / "inbox-report.json").read_text()) == report
+    markdown = _artifact("analyze-inbox", state.state_details.flow_run_id)
+    assert "0 analysed, 3 skipped, 1 failed" in markdown and "| **failed** |" in markdown
+    assert "the next run retries them" in markdown
+
+
+def test_inbox_run_where_every_recording_fails_ends_failed(prefect_harness, local_api, tmp_path, monkeypatch):
+    """No inbox folder but a URL the server cannot download: the run ends Failed with InboxFailedError,
+    after writing the report."""
+    from flows.batch import InboxFailedError, analyze_inbox
+
+    _env(monkeypatch, local_api.url)
+    url = "http://127.0.0.1:9/missing-call.wav"
+    summary = r"every recording this run tried failed \(0 analysed, 0 skipped, 1 failed\)"
+    with pytest.raises(InboxFailedError, match=summary) as info:
+        analyze_inbox(inbox=str(tmp_path / "no-inbox"), urls=[url], results_dir=str(tmp_path / "results"))
+    [row] = info.value.report.recordings
+    assert row.audio == url and row.cache_key == f"url:{url}" and "Download error" in row.error
+    assert info.value.report.inbox is None
+    assert (tmp_path / "results" / "inbox-report.json").exists()
+    assert not (tmp_path / "results" / "inbox-ledger.json").exists()
+
+
+def test_empty_inbox_is_not_an_error(prefect_harness, use_local_api, tmp_path):
+    from flows.batch import analyze_inbox
+
+    (tmp_path / "inbox").mkdir()
+    use_local_api.reset_request_counts()
+    state = analyze_inbox(inbox=str(tmp_path / "inbox"), results_dir=str(tmp_path / "results"), return_state=True)
+    report = state.result()
+    assert state.is_completed() and report.recordings == [] and report.summary() == "0 analysed, 0 skipped, 0 failed"
+    assert use_local_api.api_counts() == {}
+    assert "No recordings found." in _artifact("analyze-inbox", state.state_details.flow_run_id)
+
+
+def test_bad_inbox_input_fails_before_any_request(prefect_harness, use_local_api, sample_call, tmp_path):
+    from flows.batch import analyze_inbox
+
+    inbox = tmp_path / "inbox"
+    results = tmp_path / "results"
+    cases = [(dict(inbox=str(tmp_path / "nope")), InputError, "inbox folder .*nope.* does not exist.*create it"),
+             (dict(inbox=str(sample_call)), InputError, "is not a folder"),
+             (dict(urls=["https://example.com/a.wav", "ftp://example.com/b.wav"]), AudioInputError,
+              r"urls\[1\]: .*unsupported URL scheme"),
+             (dict(urls=[str(sample_call)]), AudioInputError, r"urls\[0\] is .*not an http\(s\) URL"),
+             (dict(), InputError, "ledger .* cannot be read .*delete it")]
+    inbox.mkdir()
+    shutil.copy(sample_call, inbox / "call.wav")
+    results.mkdir()
+    (results / "inbox-ledger.json").write_text("{not json")  # only the last case gets this far
+    for kwargs, error, match in cases:
+        use_local_api.reset_request_counts()
+        with pytest.raises(error, match=match):
+            analyze_inbox(**{"inbox": str(inbox), "results_dir": str(results), **kwargs})
+        assert use_local_api.api_counts() == {}, kwargs
