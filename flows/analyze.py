@@ -186,9 +186,9 @@ def analyze_call(
     more analyses failed: raised after ``analysis.json`` (with ``errors``), the artifact and the
     successful analyses' files are written; ``exc.analysis`` holds the ``CallAnalysis``.
 
-    Note: the sentiment flow always transcribes with speaker labels; for a stereo recording (where
-    the shared options use ``multichannel``) it makes its own transcript, and its ``sentiment.json``
-    is in that transcript's folder (see ``files``).
+    Note: the sentiment flow has no ``multichannel`` parameter (stereo WAV input always uses it);
+    with ``multichannel=False`` on a stereo recording it makes its own transcript, and its
+    ``sentiment.json`` is in that transcript's folder (see ``files``).
     """
     logger = get_run_logger()
     questions = check_questions(questions)

@@ -209,7 +209,8 @@ def prefect_api(tmp_path_factory):
     log = home / "server.log"
     with open(log, "ab") as out:
         process = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                                   env=base_env(PREFECT_HOME=str(home)), stdout=out, stderr=subprocess.STDOUT,
+                                   env=base_env(PREFECT_HOME=str(home), PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5"),
+                                   stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
     api = PrefectApi(f"http://127.0.0.1:{port}/api", home=home)
     try:
@@ -306,6 +307,25 @@ def test_deployments_are_registered_with_closed_parameter_schemas(prefect_api, s
         assert not got.paused
         schedules = [(s.schedule.cron, s.schedule.timezone, s.active) for s in got.schedules]
         assert schedules == ([("0 2 * * *", "UTC", True)] if d.name == "analyze-inbox" else []), d.name
+
+
+def test_the_scheduler_creates_the_nightly_inbox_runs(prefect_api, served):
+    """The server's scheduler turns analyze-inbox's cron into Scheduled runs at 02:00 UTC with the
+    deployment's parameters (with SQLAlchemy 2.1 it silently never does: the lock pins it)."""
+    from datetime import datetime, timedelta, timezone
+
+    deployment = prefect_api.deployment("analyze-inbox/analyze-inbox")
+    body = {"flow_runs": {"deployment_id": {"any_": [str(deployment.id)]}, "state": {"type": {"any_": ["SCHEDULED"]}}},
+            "limit": 20}
+    deadline = time.monotonic() + 180  # the scheduler loop runs every 5 s on this test server
+    while not (runs := prefect_api.post("/flow_runs/filter", body)) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert runs, "no scheduled analyze-inbox run after 180 s"
+    now = datetime.now(timezone.utc)
+    for run in runs:
+        start = datetime.fromisoformat(run["expected_start_time"]).astimezone(timezone.utc)
+        assert (start.hour, start.minute, start.second) == (2, 0, 0) and now < start < now + timedelta(days=101)
+        assert run["parameters"] == {"inbox": str(served["inbox"]), "results_dir": str(served["results"])}
 
 
 @pytest.mark.parametrize("deployment, parameters, message", [
