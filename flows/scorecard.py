@@ -88,6 +88,22 @@ def sales_scorecard(
 ) -> Scorecard:
     """Score one sales call.
 
+    Args:
+        audio: local recording path or http(s) URL.
+        roles: speaker roles for ``/v1/understanding`` speaker identification; the first is the one
+            coached (default: Sales Rep, Customer).
+        ideal_rep_talk_share: ideal share of speech time for the first role (0-1; default 0.4).
+        rubric: criteria, each with a name and its allowed answers; the LLM answers each with a reason
+            and a quote that is checked against the transcript.
+        prompt_template: a template name in prompts/ (``scorecard``) or the template text.
+        model: LLM Gateway model (the local server serves any catalogue name with its local model).
+        max_tokens: LLM answer limit in tokens.
+        temperature: LLM sampling temperature (0: most deterministic).
+        speakers_expected: exact number of speakers, only if certain.
+        multichannel: one speaker per channel; default: on for stereo WAV input.
+        results_dir: where ``<audio>-<id>/scorecard.json`` and ``metrics.json`` are written.
+        poll_timeout_s: seconds to wait for the transcript.
+
     Raises ``InputError`` (roles, rubric, template, audio, mono file with multichannel; before any
     request; then a transcript without speaker labels or with fewer speakers than roles, before role
     identification), ``APIError``, ``TranscriptFailedError``, ``LLMOutputError`` (after one retry with

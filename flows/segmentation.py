@@ -57,11 +57,15 @@ def call_segmentation(
         phases: phase names in the order they usually happen (default: the guide's Introduction,
             Complaint, Resolution, Goodbye); ``Other`` is added for everything else.
         prompt_template: a template name in prompts/ (``segmentation``) or the template text.
-        model, max_tokens, temperature: LLM Gateway settings.
-        chars_per_caption: caption length passed to ``GET /v2/transcript/{id}/vtt``.
-        speakers_expected, multichannel: transcription options (as in the scorecard flow, so
-            the analyses share one cached transcript).
+        model: LLM Gateway model (the local server serves any catalogue name with its local model).
+        max_tokens: LLM answer limit in tokens.
+        temperature: LLM sampling temperature (0: most deterministic).
+        chars_per_caption: caption length passed to ``GET /v2/transcript/{id}/vtt``; empty: the API's.
+        speakers_expected: exact number of speakers, only if certain.
+        multichannel: one speaker per channel; default: on for stereo WAV input (as in the scorecard
+            flow, so the analyses share one cached transcript).
         results_dir: where ``<audio>-<id>/segmentation.json`` is written.
+        poll_timeout_s: seconds to wait for the transcript.
 
     Returns a ``PhaseTimeline``: phases in time order, contiguous, covering 0 to the audio's duration
     (seconds), with the repairs made to the LLM's answer. A call with no speech gets one ``Other``

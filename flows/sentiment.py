@@ -56,9 +56,11 @@ def call_sentiment(
         questions: questions with optional context and answer format.
         prompt_template: a template name in prompts/ (``sentiment``) or the template text.
         model: LLM Gateway model (the local server serves any catalogue name with its local model).
-        max_tokens, temperature: LLM generation settings.
+        max_tokens: LLM answer limit in tokens.
+        temperature: LLM sampling temperature (0: most deterministic).
         speakers_expected: exact number of speakers if known (AssemblyAI: only when certain).
         results_dir: where ``<audio>-<id>/sentiment.json`` is written.
+        poll_timeout_s: seconds to wait for the transcript.
 
     Raises ``InputError`` (audio, questions or template; before any request), ``APIError``,
     ``TranscriptFailedError``, ``LLMOutputError`` (after one retry with the validation error; the
