@@ -15,7 +15,6 @@ Attribution: HarperValleyBank (Gridspace/Stanford), CC BY 4.0.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -33,7 +32,9 @@ from callflows.client import AssemblyAIClient  # noqa: E402
 from callflows.metrics import talk_share  # noqa: E402
 from callflows.models import Transcript, TranscriptionOptions  # noqa: E402
 from callflows.settings import Settings  # noqa: E402
-from eval_stt import harper_valley_channels, start_server, transcribe, write_wav  # noqa: E402
+from eval_stt import (  # noqa: E402
+    eval_parser, harper_valley_channels, harper_valley_root, start_server, transcribe, write_wav,
+)
 
 ROLES = ("agent", "caller")
 
@@ -117,15 +118,11 @@ def scorecard_timings(audio: Path, results: Path) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stt-model", default="base")
-    parser.add_argument("--evaldata", type=Path, default=ROOT.parent / "shared" / "evaldata")
+    parser = eval_parser(__doc__)
     parser.add_argument("--scorecard", action="store_true", help="also run the scorecard flow on each mono mix")
-    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    root = args.evaldata / "hvb-harper-valley"
-    if not root.is_dir():
-        print(f"No Harper Valley data at {root}: nothing to evaluate (it is optional).")
+    root = harper_valley_root(args.evaldata)
+    if root is None:
         return 0
     rows = []
     with tempfile.TemporaryDirectory() as tmp_name:

@@ -25,7 +25,6 @@ Attribution: HarperValleyBank (Gridspace/Stanford), CC BY 4.0.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -37,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from eval_stt import harper_valley_channels, start_server, write_wav  # noqa: E402
+from eval_stt import eval_parser, harper_valley_channels, harper_valley_root, start_server, write_wav  # noqa: E402
 
 PHASES = ["Introduction", "Request", "Resolution", "Goodbye"]
 GUIDE_PROMPT = """Analyze the following transcript of a phone call conversation and divide it into the following phases:
@@ -153,15 +152,11 @@ def guide_way(url: str, transcript_id: str, duration_s: float, boundaries: dict[
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stt-model", default="base")
-    parser.add_argument("--evaldata", type=Path, default=ROOT.parent / "shared" / "evaldata")
+    parser = eval_parser(__doc__)
     parser.add_argument("--guide", action="store_true", help="also run the guide's times-from-the-LLM method")
-    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    root = args.evaldata / "hvb-harper-valley"
-    if not root.is_dir():
-        print(f"No Harper Valley data at {root}: nothing to evaluate (it is optional).")
+    root = harper_valley_root(args.evaldata)
+    if root is None:
         return 0
 
     from flows.cli import project_env

@@ -135,12 +135,26 @@ def transcribe(client: AssemblyAIClient, url: str, audio: Path,
     return t, job["processing_ms"] / 1000
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def eval_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every evaluation script takes: ``--stt-model``, ``--evaldata``, ``--out``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--stt-model", default="base")
     parser.add_argument("--evaldata", type=Path, default=ROOT.parent / "shared" / "evaldata")
     parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
+    return parser
+
+
+def harper_valley_root(evaldata: Path) -> Path | None:
+    """``<evaldata>/hvb-harper-valley``, or None (saying so) when it is not there: the data is optional."""
+    root = evaldata / "hvb-harper-valley"
+    if root.is_dir():
+        return root
+    print(f"No Harper Valley data at {root}: nothing to evaluate (it is optional).")
+    return None
+
+
+def main() -> int:
+    args = eval_parser(__doc__).parse_args()
     if not args.evaldata.is_dir():
         print(f"No evaluation data at {args.evaldata}: nothing to evaluate (it is optional).")
         return 0
