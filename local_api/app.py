@@ -22,7 +22,9 @@ Local-only routes (never need the key, never show it)::
     DELETE /_local/requests     reset the counters
     GET    /_local/jobs         per-job timings (processing_ms …), newest first
     GET    /_local/jobs/{id}
-    GET|POST|DELETE /_local/faults   fault injection (status codes, delays) per route
+    GET|POST|DELETE /_local/faults   scripted faults (status codes, delays) per route
+    GET|POST|DELETE /_local/chaos    seeded random faults (429/500/502/503, resets, lost responses)
+                                     and what was injected (local_api/faults.py)
     GET    /_local/docs         OpenAPI UI
 
 Behaviour choices (where AssemblyAI's is unknown or impossible offline):
@@ -59,12 +61,14 @@ from urllib.parse import urlencode, urlsplit
 import anyio
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from .config import LocalApiConfig, resolve_llm_model
+from .faults import (Chaos, Faults, FaultSpecError, fingerprint, hold_until_disconnect, reset_connection,
+                     status_response)
 from .gateway import GatewayError, LocalLLM, inject_transcript, model_list, parse_chat_request
 from .jobs import JobRunner
 from .store import UPLOAD_PATH_RE, EmptyUpload, Store, UploadTooLarge, new_id, now_iso, parse_id
@@ -107,7 +111,7 @@ class RequestCounters:
             self.status_codes: dict[str, int] = {}
             self.since = now_iso()
 
-    def record(self, key: str, status: int) -> None:
+    def record(self, key: str, status: int | str) -> None:
         with self._lock:
             self.counts[key] = self.counts.get(key, 0) + 1
             self.status_codes[str(status)] = self.status_codes.get(str(status), 0) + 1
@@ -119,86 +123,17 @@ class RequestCounters:
                     "total": sum(self.counts.values()), "since": self.since}
 
 
-class Faults:
-    """Injected faults: ``{"route": "GET /v2/transcript/{transcript_id}" | "*", "status_code": 503,
-    "times": 1, "delay_ms": 0, "retry_after": null, "body": null}``; each use decrements ``times``
-    (``times`` null = until cleared)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.items: list[dict] = []
-
-    def add(self, spec: Any) -> dict:
-        if not isinstance(spec, dict):
-            raise ApiError(400, "fault must be a JSON object")
-        route = spec.get("route")
-        if not isinstance(route, str) or not route:
-            raise ApiError(400, 'route is required, e.g. "GET /v2/transcript/{transcript_id}" or "*"')
-        status = spec.get("status_code")
-        if status is not None and (not isinstance(status, int) or not 100 <= status <= 599):
-            raise ApiError(400, "status_code must be an HTTP status code or null")
-        times = spec.get("times", 1)
-        if times is not None and (not isinstance(times, int) or times < 1):
-            raise ApiError(400, "times must be a positive integer or null")
-        delay = spec.get("delay_ms", 0) or 0
-        if not isinstance(delay, (int, float)) or delay < 0:
-            raise ApiError(400, "delay_ms must be a non-negative number")
-        if status is None and not delay:
-            raise ApiError(400, "a fault needs a status_code, a delay_ms, or both")
-        fault = {"id": new_id(), "route": route, "status_code": status, "times": times,
-                 "delay_ms": delay, "retry_after": spec.get("retry_after"), "body": spec.get("body")}
-        with self._lock:
-            self.items.append(fault)
-        return fault
-
-    def take(self, route_key: str) -> dict | None:
-        with self._lock:
-            for fault in self.items:
-                if fault["route"] in (route_key, "*"):
-                    if fault["times"] is not None:
-                        fault["times"] -= 1
-                        if fault["times"] <= 0:
-                            self.items.remove(fault)
-                    return dict(fault)
-        return None
-
-    def clear(self) -> None:
-        with self._lock:
-            self.items.clear()
-
-    def list(self) -> list[dict]:
-        with self._lock:
-            return [dict(f) for f in self.items]
-
-
-def _fault_response(fault: dict) -> Response | None:
-    status = fault["status_code"]
-    if status is None:
-        return None
-    headers = {}
-    if fault.get("retry_after") is not None:
-        headers["Retry-After"] = str(fault["retry_after"])
-    body = fault.get("body")
-    if body is not None:
-        return JSONResponse(body, status_code=status, headers=headers) if not isinstance(body, str) \
-            else PlainTextResponse(body, status_code=status, headers=headers)
-    if status in (502, 503, 504):  # real gateways answer these without a JSON body
-        text = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}[status]
-        return PlainTextResponse(text, status_code=status, headers=headers)
-    message = {429: "Too Many Requests", 500: "Internal Server Error"}.get(status, f"Injected fault {status}")
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
-
-
 class LocalMiddleware:
     """Pure ASGI middleware: route key, API-key check, fault injection, request counting."""
 
     def __init__(self, app, *, fastapi_app: FastAPI, config: LocalApiConfig, counters: RequestCounters,
-                 faults: Faults) -> None:
+                 faults: Faults, chaos: Chaos) -> None:
         self.app = app
         self.fastapi_app = fastapi_app
         self.config = config
         self.counters = counters
         self.faults = faults
+        self.chaos = chaos
 
     def route_key(self, scope) -> str:
         method = scope.get("method", "GET")
@@ -220,12 +155,68 @@ class LocalMiddleware:
                 return hmac.compare_digest(value.strip(), key.encode("utf-8"))
         return False
 
+    async def chaos_request(self, key: str, scope, receive, send) -> int | str:
+        """Serve one request under random faults (local_api.faults); return the status to count
+        (``"reset"``, or ``"lost"`` when a held response was never read)."""
+        app_receive, body = receive, b""
+        if scope.get("method") != "GET" and key != "POST /v2/upload":  # small JSON: part of the fingerprint
+            chunks, more = [], True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return "lost"
+                chunks.append(message.get("body", b""))
+                more = message.get("more_body", False)
+            body, replayed = b"".join(chunks), [False]
+
+            async def replay():
+                if not replayed[0]:
+                    replayed[0] = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            app_receive = replay
+
+        kind = self.chaos.decide(key, fingerprint(scope, body))
+        if kind is None:
+            status = [500]
+
+            async def counting_send(message):
+                if message["type"] == "http.response.start":
+                    status[0] = message["status"]
+                await send(message)
+
+            await self.app(scope, app_receive, counting_send)
+            return status[0]
+        log.info("chaos: %s on %s", kind, key)
+        if kind == "reset":
+            if reset_connection(receive):
+                await asyncio.sleep(0)  # let uvicorn see the connection is gone (no 500 on a dead socket)
+                return "reset"
+            kind = "503"  # transport unreachable (not uvicorn): the nearest fault
+        if kind == "slow":
+            held: list[dict] = []
+
+            async def hold(message):
+                held.append(message)
+
+            await self.app(scope, app_receive, hold)
+            if await hold_until_disconnect(receive, self.chaos.config["slow_max_s"] if self.chaos.config else 0.1):
+                return "lost"
+            for message in held:
+                await send(message)
+            return next((m["status"] for m in held if m["type"] == "http.response.start"), 500)
+        status = int(kind)
+        retry_after = (self.chaos.config or {}).get("retry_after_s") if status == 429 else None
+        await status_response(status, retry_after)(scope, app_receive, send)
+        return status
+
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         key = self.route_key(scope)
-        status_seen = [500]
+        status_seen: list[int | str] = [500]
 
         async def send_wrapper(message):
             if message["type"] == "http.response.start":
@@ -245,10 +236,13 @@ class LocalMiddleware:
                 if fault is not None:
                     if fault["delay_ms"]:
                         await asyncio.sleep(fault["delay_ms"] / 1000)
-                    response = _fault_response(fault)
-                    if response is not None:
+                    if fault["status_code"] is not None:
+                        response = status_response(fault["status_code"], fault.get("retry_after"), fault.get("body"))
                         await response(scope, receive, send_wrapper)
                         return
+                if self.chaos.covers(key):
+                    status_seen[0] = await self.chaos_request(key, scope, receive, send_wrapper)
+                    return
             await self.app(scope, receive, send_wrapper)
         finally:
             if not scope.get("path", "").startswith("/_local"):
@@ -312,6 +306,7 @@ def create_app(config: LocalApiConfig) -> FastAPI:
     runner = JobRunner(store, config)
     counters = RequestCounters()
     faults = Faults()
+    chaos = Chaos()
     llm_name: dict[str, str] = {}
     llm_holder: dict[str, LocalLLM] = {}
     llm_guard = threading.Lock()
@@ -343,12 +338,16 @@ def create_app(config: LocalApiConfig) -> FastAPI:
                   lifespan=lifespan, docs_url="/_local/docs", redoc_url=None,
                   openapi_url="/_local/openapi.json")
     app.state.store, app.state.runner, app.state.config = store, runner, config
-    app.add_middleware(LocalMiddleware, fastapi_app=app, config=config, counters=counters, faults=faults)
+    app.add_middleware(LocalMiddleware, fastapi_app=app, config=config, counters=counters, faults=faults, chaos=chaos)
 
     # ----------------------------------------------------------------- error handlers
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
         return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(FaultSpecError)
+    async def _fault_spec_error(request: Request, exc: FaultSpecError):
+        return JSONResponse({"error": str(exc)}, status_code=400)
 
     @app.exception_handler(GatewayError)
     async def _gateway_error(request: Request, exc: GatewayError):
@@ -622,5 +621,17 @@ def create_app(config: LocalApiConfig) -> FastAPI:
     async def clear_faults():
         faults.clear()
         return {"faults": []}
+
+    @app.get("/_local/chaos")
+    async def get_chaos():
+        return chaos.report()
+
+    @app.post("/_local/chaos")
+    async def set_chaos(request: Request):
+        return chaos.configure(await _json_body(request))
+
+    @app.delete("/_local/chaos")
+    async def clear_chaos():
+        return chaos.clear()
 
     return app
