@@ -10,6 +10,7 @@ to the Prefect tasks, where they are visible. Endpoints: AssemblyAI OpenAPI spec
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -23,8 +24,8 @@ from callflows.errors import (
     RateLimitError, ServerError, TransportError,
 )
 from callflows.models import (
-    ChatCompletion, ChatCompletionRequest, SentencesResponse, SpeakerIdentification, Transcript, TranscriptParams,
-    UnderstandingResponse, UploadedFile,
+    ChatCompletion, ChatCompletionRequest, SentencesResponse, SpeakerIdentification, Transcript, TranscriptList,
+    TranscriptParams, TranscriptStatus, UnderstandingResponse, UploadedFile,
 )
 from callflows.settings import Settings
 
@@ -93,6 +94,9 @@ def raise_for_status(response: requests.Response) -> None:
     if status == 403:
         raise PermissionDeniedError(text, **common)
     if status == 404 or (status == 400 and _NOT_FOUND_TEXT in text.lower()):
+        if _NOT_FOUND_TEXT in text.lower():
+            text += (". Check the id: a transcript exists only for the account (API key) and server that "
+                     "created it, and not after DELETE")
         raise NotFoundError(text, **common)
     if 200 < status < 300:
         raise APIError(f"unexpected success status {status}: {text}", **common)
@@ -142,10 +146,26 @@ def _short(exc: Exception) -> str:
     return text if len(text) < 200 else text[:200] + "…"
 
 
-def _transcript_path(transcript_id: str) -> str:
-    if not transcript_id or not transcript_id.strip():
+TRANSCRIPT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+def check_transcript_id(transcript_id: str) -> str:
+    """The id stripped, or ``InputError`` before any request if it is empty or malformed.
+
+    AssemblyAI ids are UUIDs (``9ea68fd3-f953-42c1-9742-976c447fb463``); anything but letters,
+    digits, ``-`` and ``_`` (a path, a URL, ``..``) cannot be one."""
+    if not isinstance(transcript_id, str) or not transcript_id.strip():
         raise InputError("transcript_id is empty: pass the id returned by POST /v2/transcript")
-    return "/v2/transcript/" + quote(transcript_id.strip(), safe="")
+    value = transcript_id.strip()
+    if not TRANSCRIPT_ID_RE.fullmatch(value):
+        shown = value if len(value) <= 80 else value[:80] + "…"
+        raise InputError(f"transcript_id {shown!r} is malformed: an id has only letters, digits, '-' and '_' "
+                         f"(e.g. 9ea68fd3-f953-42c1-9742-976c447fb463); pass the id returned by POST /v2/transcript")
+    return value
+
+
+def _transcript_path(transcript_id: str) -> str:
+    return "/v2/transcript/" + quote(check_transcript_id(transcript_id), safe="")
 
 
 class AssemblyAIClient(_HTTPClient):
@@ -166,6 +186,28 @@ class AssemblyAIClient(_HTTPClient):
         """``POST /v2/transcript``: submit a transcription job; returns the transcript (status queued)."""
         body = params.model_dump(exclude_none=True)
         return Transcript.model_validate(self._request("POST", "/v2/transcript", json=body).json())
+
+    def list_transcripts(self, limit: int = 100, status: str | None = None) -> TranscriptList:
+        """``GET /v2/transcript?limit=&status=``: the account's newest transcripts first (1 ≤ limit ≤ 200)."""
+        params = {"limit": limit, **({"status": status} if status else {})}
+        return TranscriptList.model_validate(self._request("GET", "/v2/transcript", params=params).json())
+
+    def find_transcript(self, params: TranscriptParams, limit: int = 100) -> Transcript | None:
+        """The newest transcript of ``params.audio_url`` made with the same options, not failed nor
+        deleted, among the account's ``limit`` newest; else None. Used before re-sending a
+        ``POST /v2/transcript`` whose answer was lost (timeout, reset): AssemblyAI has no idempotency
+        key, so this is how a retry avoids paying for the same transcription twice. Options the API
+        does not echo (null) are not compared. Costs 1 list request plus 1 GET per candidate."""
+        wanted = params.model_dump(exclude_none=True)
+        for item in self.list_transcripts(limit).transcripts:
+            if item.audio_url != params.audio_url or item.status == TranscriptStatus.error:
+                continue
+            candidate = self.get_transcript(item.id)
+            echoed = candidate.model_dump()
+            if all(echoed.get(k) is None or echoed.get(k) == v for k, v in wanted.items()) and \
+                    all(echoed.get(k) is True for k, v in wanted.items() if v is True):
+                return candidate
+        return None
 
     def get_transcript(self, transcript_id: str) -> Transcript:
         """``GET /v2/transcript/{id}``. Unknown id → ``NotFoundError`` (AssemblyAI answers 400 or 404)."""
@@ -191,9 +233,9 @@ class LLMGatewayClient(_HTTPClient):
     """AssemblyAI LLM Gateway (``settings.gateway_base_url``)."""
 
     def __init__(self, settings: Settings, session: requests.Session | None = None,
-                 timeout_s: float = 600.0) -> None:
+                 timeout_s: float | None = None) -> None:
         super().__init__(settings, settings.gateway_base_url, session)
-        self.timeout_s = timeout_s
+        self.timeout_s = timeout_s or settings.llm_timeout_s
 
     def chat_completion(self, request: ChatCompletionRequest) -> ChatCompletion:
         """``POST /v1/chat/completions``. Raises ``APIError`` (429/5xx retryable)."""
@@ -206,7 +248,7 @@ class LLMGatewayClient(_HTTPClient):
         """``POST /v1/understanding`` speaker identification on an existing transcript (which must have
         been created with ``speaker_labels``). Source: AssemblyAI docs, "Speaker identification on an
         existing transcript"."""
-        body = {"transcript_id": transcript_id, "speech_understanding": {"request": {
+        body = {"transcript_id": check_transcript_id(transcript_id), "speech_understanding": {"request": {
             "speaker_identification": identification.model_dump(exclude_none=True)}}}
         response = self._request("POST", "/v1/understanding", json=body, timeout=self.timeout_s)
         return UnderstandingResponse.model_validate(response.json())

@@ -19,6 +19,12 @@ class AudioInputError(InputError):
     """The audio argument is missing, empty, not audio, or an unsupported URL."""
 
 
+class DamagedAudioError(AudioInputError):
+    """The file is audio but cannot be transcribed as it is: cut short, a corrupt header, or shorter
+    than the API's 160 ms minimum. Unlike other audio input errors, a batch reports it as failed
+    (the recording needs fixing), not skipped."""
+
+
 class PromptError(InputError):
     """A prompt template is unknown, does not parse, uses an undefined variable, or breaks the sandbox."""
 
@@ -37,29 +43,39 @@ class APIError(CallflowsError):
         method, url: the request that failed (the URL never carries the key).
         retryable: True for connection errors, timeouts, 408, 429 and 5xx.
         retry_after_s: seconds from a ``Retry-After`` header, when the API sent one.
+        attempts: set on the error a task gives up with after its last retry.
     """
 
     def __init__(self, error: str, *, status_code: int | None = None, method: str = "", url: str = "",
-                 retryable: bool = False, retry_after_s: float | None = None) -> None:
+                 retryable: bool = False, retry_after_s: float | None = None, attempts: int | None = None) -> None:
         self.error = error
         self.status_code = status_code
         self.method = method
         self.url = url
         self.retryable = retryable
         self.retry_after_s = retry_after_s
+        self.attempts = attempts
         where = f"{method} {url}".strip()
         code = f"HTTP {status_code}" if status_code is not None else "no response"
-        hint = " (transient: a retry can help)" if retryable else ""
+        if attempts:
+            hint = f" (transient, but still failing after {attempts} attempts: retry limit reached; rerun later)"
+        else:
+            hint = " (transient: a retry can help)" if retryable else ""
         super().__init__(f"{where} failed with {code}: {error}{hint}")
+
+    def gave_up(self, attempts: int) -> "APIError":
+        """The same error, saying that ``attempts`` attempts were made and the retry limit is reached."""
+        return _rebuild_api_error(type(self), self.error, self.status_code, self.method, self.url,
+                                  self.retryable, self.retry_after_s, attempts)
 
     def __reduce__(self):  # keep attributes when pickled (Prefect persists failed states)
         return (_rebuild_api_error, (type(self), self.error, self.status_code, self.method, self.url,
-                                     self.retryable, self.retry_after_s))
+                                     self.retryable, self.retry_after_s, self.attempts))
 
 
-def _rebuild_api_error(cls, error, status_code, method, url, retryable, retry_after_s):
+def _rebuild_api_error(cls, error, status_code, method, url, retryable, retry_after_s, attempts=None):
     return cls(error, status_code=status_code, method=method, url=url, retryable=retryable,
-               retry_after_s=retry_after_s)
+               retry_after_s=retry_after_s, attempts=attempts)
 
 
 class TransportError(APIError):

@@ -94,6 +94,24 @@ class Transcript(APIModel):
         return self.status in (TranscriptStatus.completed, TranscriptStatus.error)
 
 
+class TranscriptListItem(APIModel):
+    """One entry of ``GET /v2/transcript``; ``created``/``completed`` are ISO times without a zone."""
+
+    id: str
+    status: TranscriptStatus
+    audio_url: str | None = None
+    created: str | None = None
+    completed: str | None = None
+    error: str | None = None
+
+
+class TranscriptList(APIModel):
+    """``GET /v2/transcript``: the newest transcripts first (last 90 days)."""
+
+    page_details: dict[str, Any] = Field(default_factory=dict)
+    transcripts: list[TranscriptListItem] = Field(default_factory=list)
+
+
 class TranscriptionOptions(APIModel):
     """Transcription options of ``POST /v2/transcript`` (everything but ``audio_url``).
 

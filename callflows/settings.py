@@ -5,7 +5,9 @@
   (``CALLFLOWS_LOCAL_API_URL``, default ``http://127.0.0.1:8765``).
 - ``ASSEMBLYAI_BASE_URL`` (default ``https://api.assemblyai.com``) and
   ``ASSEMBLYAI_LLM_GATEWAY_BASE_URL`` (default ``https://llm-gateway.assemblyai.com``).
-- ``ASSEMBLYAI_HTTP_TIMEOUT``: seconds per HTTP read (default 30; uploads use ``upload_timeout_s``).
+- ``ASSEMBLYAI_HTTP_TIMEOUT``: seconds to wait for an answer (read timeout, default 30).
+- ``CALLFLOWS_UPLOAD_TIMEOUT_S`` (default 600) and ``CALLFLOWS_LLM_TIMEOUT_S`` (default 600): the same
+  for uploads and for LLM Gateway requests, which legitimately take longer.
 
 The key is a ``SecretStr``: it never shows in ``repr``, logs or tracebacks.
 """
@@ -32,6 +34,8 @@ class Settings(BaseSettings):
     http_timeout: float = Field(30.0, gt=0)
     upload_timeout_s: float = Field(600.0, gt=0, validation_alias=AliasChoices(
         "upload_timeout_s", "CALLFLOWS_UPLOAD_TIMEOUT_S"))
+    llm_timeout_s: float = Field(600.0, gt=0, validation_alias=AliasChoices(
+        "llm_timeout_s", "CALLFLOWS_LLM_TIMEOUT_S"))
     local_api_url: str = Field(LOCAL_API_URL, validation_alias=AliasChoices(
         "local_api_url", "CALLFLOWS_LOCAL_API_URL"))
 

@@ -7,6 +7,7 @@ transcript errors, bad input) fail at once with the API's text.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -14,6 +15,7 @@ import time
 from typing import Any
 
 from prefect import get_run_logger
+from prefect.runtime import task_run
 from prefect.tasks import exponential_backoff
 
 from callflows.errors import APIError, ConfigurationError
@@ -59,6 +61,23 @@ def retry_if_transient(task, task_run, state) -> bool:
     except Exception:
         return False
     return False
+
+
+def says_when_retries_run_out(fn):
+    """Decorate a task function (under ``@task``): a transient ``APIError`` raised by its last
+    allowed attempt is re-raised saying how many attempts were made (``APIError.gave_up``), so the
+    run names the retry limit, not just the last failure."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except APIError as exc:
+            attempts = task_run.run_count
+            if exc.retryable and attempts and attempts > HTTP_RETRIES:
+                raise exc.gave_up(attempts) from None
+            raise
+
+    return wrapper
 
 
 def stable_hash(value: Any) -> str:

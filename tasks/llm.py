@@ -5,10 +5,11 @@ from prefect import get_run_logger, task
 
 from callflows.client import LLMGatewayClient
 from callflows.models import ChatCompletion, ChatCompletionRequest, SpeakerIdentification, UnderstandingResponse
-from tasks.common import RETRYING, resolve_settings
+from tasks.common import RETRYING, resolve_settings, says_when_retries_run_out
 
 
 @task(name="chat_completion", **RETRYING)
+@says_when_retries_run_out
 def chat_completion(request: ChatCompletionRequest) -> ChatCompletion:
     """``POST /v1/chat/completions`` on the LLM Gateway. Transient failures (429/5xx, connection
     errors, timeouts) are retried; a 4xx fails at once with the gateway's message."""
@@ -30,6 +31,7 @@ def _identify_key(context, parameters) -> str:
 
 
 @task(name="identify_speakers", cache_key_fn=_identify_key, persist_result=True, **RETRYING)
+@says_when_retries_run_out
 def identify_speakers(transcript_id: str, identification: SpeakerIdentification) -> UnderstandingResponse:
     """``POST /v1/understanding`` speaker identification (roles or names) on a transcript with speaker
     labels. Cached by (transcript, request): a rerun asks once."""

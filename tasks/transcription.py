@@ -11,15 +11,18 @@ from __future__ import annotations
 import time
 
 from prefect import get_run_logger, task
+from prefect.runtime import task_run
 
-from callflows.client import AssemblyAIClient
-from callflows.errors import TranscriptFailedError, TranscriptTimeoutError
+from callflows.client import AssemblyAIClient, check_transcript_id
+from callflows.errors import APIError, TranscriptFailedError, TranscriptTimeoutError
 from callflows.models import Transcript, TranscriptionOptions, TranscriptStatus
-from tasks.common import RETRYING, resolve_settings, stable_hash
+from tasks.common import (HTTP_RETRIES, MAX_RETRY_AFTER_S, RETRYING, resolve_settings, says_when_retries_run_out,
+                          stable_hash)
 
 FIRST_POLL_INTERVAL_S = 1.0
 MAX_POLL_INTERVAL_S = 15.0
 POLL_GROWTH = 1.5
+POLL_FAILURES_TOLERATED = HTTP_RETRIES
 
 
 def _upload_key(context, parameters) -> str:
@@ -38,6 +41,7 @@ def _wait_key(context, parameters) -> str:
 
 
 @task(name="upload_audio", cache_key_fn=_upload_key, persist_result=True, **RETRYING)
+@says_when_retries_run_out
 def upload_audio(path: str, sha256: str) -> str:
     """``POST /v2/upload`` the file at ``path`` (streamed from disk); return its ``upload_url``.
 
@@ -52,35 +56,65 @@ def upload_audio(path: str, sha256: str) -> str:
 
 
 @task(name="submit_transcript", cache_key_fn=_submit_key, persist_result=True, **RETRYING)
+@says_when_retries_run_out
 def submit_transcript(audio_url: str, options: TranscriptionOptions, audio_key: str) -> str:
     """``POST /v2/transcript`` for ``audio_url`` with ``options``; return the transcript id.
 
     ``audio_key`` identifies the recording's content (``sha256:…`` or ``url:…``) for the cache key, so
-    a re-upload of the same file (new upload URL) still reuses the transcript.
+    a re-upload of the same file (new upload URL) still reuses the transcript. A retry first looks for
+    a transcript the failed attempt created (``AssemblyAIClient.find_transcript``), so a lost answer
+    (timeout, connection reset) does not pay for a second transcription.
     """
-    settings = resolve_settings()
-    with AssemblyAIClient(settings) as client:
-        transcript = client.create_transcript(options.to_params(audio_url))
-    get_run_logger().info("Submitted transcript %s (status %s)", transcript.id, transcript.status.value)
+    logger = get_run_logger()
+    params = options.to_params(audio_url)
+    with AssemblyAIClient(resolve_settings()) as client:
+        if task_run.run_count > 1:  # an earlier attempt's request may have created it and lost the answer
+            found = client.find_transcript(params)
+            if found is not None:
+                logger.warning("Transcript %s (status %s) was created by an earlier attempt whose answer was lost: "
+                               "using it instead of submitting again", found.id, found.status.value)
+                return found.id
+        transcript = client.create_transcript(params)
+    logger.info("Submitted transcript %s (status %s)", transcript.id, transcript.status.value)
     return transcript.id
 
 
 @task(name="wait_for_transcript", cache_key_fn=_wait_key, persist_result=True, **RETRYING)
+@says_when_retries_run_out
 def wait_for_transcript(transcript_id: str, poll_timeout_s: float = 3600.0) -> Transcript:
     """Poll ``GET /v2/transcript/{id}`` until ``completed``; return the transcript.
 
-    The interval grows from 1 s by ×1.5 up to 15 s. Raises ``TranscriptFailedError`` with the API's
-    message on ``status: "error"`` (not retried), ``TranscriptTimeoutError`` after ``poll_timeout_s``
-    seconds, ``APIError`` on HTTP failures (transient ones retried; the retry resumes polling).
+    The interval grows from 1 s by ×1.5 up to 15 s. A transient poll failure (429, 5xx, timeout,
+    connection error) is only a missed poll: polling goes on after the next interval (or the
+    ``Retry-After``), up to ``POLL_FAILURES_TOLERATED`` failures in a row; then the task fails and its
+    retries resume polling. Raises ``TranscriptFailedError`` with the API's message on
+    ``status: "error"`` (not retried), ``TranscriptTimeoutError`` after ``poll_timeout_s`` seconds,
+    ``InputError`` for a malformed id (before any request), ``NotFoundError`` for an unknown one,
+    ``APIError`` on other HTTP failures.
     """
     logger = get_run_logger()
+    check_transcript_id(transcript_id)
     settings = resolve_settings()
     started = time.monotonic()
     interval = FIRST_POLL_INTERVAL_S
     last_status = None
+    failures = 0
     with AssemblyAIClient(settings) as client:
         while True:
-            transcript = client.get_transcript(transcript_id)
+            try:
+                transcript = client.get_transcript(transcript_id)
+            except APIError as exc:
+                waited = time.monotonic() - started
+                if not exc.retryable or failures >= POLL_FAILURES_TOLERATED or waited + interval > poll_timeout_s:
+                    raise
+                failures += 1
+                pause = min(max(interval, exc.retry_after_s or 0.0), MAX_RETRY_AFTER_S)
+                logger.warning("Polling transcript %s failed (%s); polling again in %.1f s (%d/%d in a row)",
+                               transcript_id, exc, pause, failures, POLL_FAILURES_TOLERATED)
+                time.sleep(pause)
+                interval = min(interval * POLL_GROWTH, MAX_POLL_INTERVAL_S)
+                continue
+            failures = 0
             if transcript.status != last_status:
                 logger.info("Transcript %s is %s", transcript_id, transcript.status.value)
                 last_status = transcript.status
@@ -96,6 +130,7 @@ def wait_for_transcript(transcript_id: str, poll_timeout_s: float = 3600.0) -> T
 
 
 @task(name="fetch_vtt", **RETRYING)
+@says_when_retries_run_out
 def fetch_vtt(transcript_id: str, chars_per_caption: int | None = None) -> str:
     """``GET /v2/transcript/{id}/vtt``: WebVTT captions (times ``MM:SS.mmm``)."""
     with AssemblyAIClient(resolve_settings()) as client:
