@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 # Portable llama.cpp build (the wheel is cached by pip after the first ~11 min build).
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: setup setup-demo demo test sample local-api up serve down status clean
+.PHONY: setup setup-demo demo test load-test sample local-api up serve down status clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ demo: setup-demo
 ## Set up and run the test suite.
 test: setup
 	$(BIN)/python -m pytest
+
+## The local server under 50 concurrent clients (also part of `make test`), alone, with its numbers.
+load-test: setup
+	$(BIN)/python -m pytest tests/test_server_limits.py -m load -s
 
 ## Regenerate samples/support_call.wav (needs espeak-ng and sox: apt-get install espeak-ng sox).
 sample: setup

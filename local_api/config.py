@@ -20,6 +20,10 @@ environment variable                   meaning (default)
                                        them queued, used by restart tests)
 ``CALLFLOWS_LOCAL_API_JOB_DELAY_S``    fault injection: sleep this long in ``processing`` before
                                        each job (0)
+``CALLFLOWS_LOCAL_API_MAX_INTERRUPTIONS``  a job found ``processing`` at start (the server crashed or
+                                       stopped mid-job) is queued again, until it has been cut short
+                                       this many times: then it ends in status ``error`` instead of
+                                       looping (3; minimum 1)
 =====================================  ==========================================================
 
 The API key is held in a field excluded from ``repr`` and is never logged or printed.
@@ -37,6 +41,7 @@ DEFAULT_STT_MODEL = "base"
 PREFERRED_LLMS = ("qwen2.5-coder-1.5b", "smollm2-135m")
 DEFAULT_MAX_UPLOAD_BYTES = 2_200_000_000  # AssemblyAI: 2.2 GB per upload
 DEFAULT_MAX_DOWNLOAD_BYTES = 5_000_000_000  # AssemblyAI: 5 GB per audio URL
+DEFAULT_MAX_INTERRUPTIONS = 3  # a job that kills the server every time ends in "error" after this
 
 
 class ConfigError(ValueError):
@@ -58,6 +63,7 @@ class LocalApiConfig:
     download_timeout_s: float = 30.0
     workers: int = 1
     job_delay_s: float = 0.0
+    max_interruptions: int = DEFAULT_MAX_INTERRUPTIONS
 
     @property
     def base_url(self) -> str:
@@ -124,6 +130,8 @@ def load_config(env: Mapping[str, str] | None = None, **overrides) -> LocalApiCo
         download_timeout_s=_float(env, "CALLFLOWS_LOCAL_API_DOWNLOAD_TIMEOUT_S", 30.0),
         workers=_int(env, "CALLFLOWS_LOCAL_API_WORKERS", 1, minimum=0),
         job_delay_s=_float(env, "CALLFLOWS_LOCAL_API_JOB_DELAY_S", 0.0),
+        max_interruptions=_int(env, "CALLFLOWS_LOCAL_API_MAX_INTERRUPTIONS", DEFAULT_MAX_INTERRUPTIONS,
+                               minimum=1),
     )
     if "data_dir" in overrides and overrides["data_dir"] is not None:
         overrides["data_dir"] = Path(overrides["data_dir"]).expanduser()

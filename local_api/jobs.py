@@ -1,7 +1,10 @@
 """Background transcription: worker threads move transcripts queued → processing → completed | error.
 
 * Jobs live in the store, not in memory: on start, every transcript found ``queued`` or
-  ``processing`` (a crash or a stop mid-job) is queued again, oldest first.
+  ``processing`` (a crash or a stop mid-job) is queued again, oldest first; one found
+  ``processing`` counts an ``interrupted``, and at ``max_interruptions`` (config) it ends in status
+  ``error`` instead (a job that crashes the server every time must not loop forever).
+* A job whose stored upload is gone ends in status ``error`` (AssemblyAI's download error).
 * The audio is the stored upload when ``audio_url``'s path is ``/upload/<id>`` of one of our uploads
   (any host), otherwise it is downloaded (streamed, size-capped, with timeouts) into the data folder.
 * Engines load lazily, on the first job, in the worker thread.
@@ -33,6 +36,13 @@ log = logging.getLogger("local_api.jobs")
 WEBHOOK_ATTEMPTS = 10
 WEBHOOK_INTERVAL_S = 10.0
 WEBHOOK_TIMEOUT_S = 10.0
+INTERRUPTED_ERROR = ("Transcription was interrupted {times} by server restarts (crashes or stops "
+                     "mid-job); submit the audio again")
+
+
+def interrupted_error(n: int) -> str:
+    """INTERRUPTED_ERROR for ``n`` interruptions ("3 times", "1 time")."""
+    return INTERRUPTED_ERROR.format(times=f"{n} time" if n == 1 else f"{n} times")
 
 
 class JobError(Exception):
@@ -63,27 +73,53 @@ class JobRunner:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Re-queue unfinished jobs from the store, then start the workers."""
+        """Re-queue unfinished jobs from the store, then start the workers.
+
+        A job found ``processing`` was cut short (a crash, or a stop mid-job): it counts one more
+        ``interrupted`` and is queued again, unless that makes ``config.max_interruptions``: then it
+        ends in status ``error`` (:func:`interrupted_error`), so a job that kills the server every time
+        can neither loop forever nor vanish."""
         pending = self.store.ids_with_status("queued", "processing")
+        cap = self.config.max_interruptions
+        now = now_iso()
 
-        def requeue(record: dict) -> None:  # cut short by a crash or stop: waiting again
-            if record["transcript"]["status"] == "processing":
-                record["transcript"]["status"] = "queued"
-                record["local"]["interrupted"] = int(record["local"].get("interrupted", 0)) + 1
+        def requeue(record: dict) -> None:
+            t, local = record["transcript"], record["local"]
+            if t["status"] != "processing":
+                return
+            local["interrupted"] = int(local.get("interrupted", 0)) + 1
+            if local["interrupted"] >= cap:
+                t["status"] = "error"
+                t["error"] = interrupted_error(local["interrupted"])
+                local["completed"] = now
+                local["total_ms"] = _ms_between(local.get("created"), now)
+            else:
+                t["status"] = "queued"
 
+        requeued, given_up = 0, []
         for tid in pending:
-            self.store.update(tid, requeue)
+            record = self.store.update(tid, requeue)
+            if record is None:
+                continue
+            if record["transcript"]["status"] == "error":
+                given_up.append(tid)
+                log.error("job %s: interrupted %d times by server restarts; status error, not re-queued",
+                          tid, record["local"]["interrupted"])
+                continue
             self._queue.put(tid)
-        if pending:
-            log.info("re-queued %d unfinished transcript(s) from a previous run", len(pending))
+            requeued += 1
+        if requeued:
+            log.info("re-queued %d unfinished transcript(s) from a previous run", requeued)
         for i in range(self.config.workers):
             t = threading.Thread(target=self._work, name=f"local-api-worker-{i}", daemon=True)
             t.start()
             self._threads.append(t)
+        for tid in given_up:  # the job is finished (in error): tell its webhook, as for any error
+            self._notify(tid)
 
     def stop(self) -> None:
         """Ask workers to stop after their current job (a job cut short stays ``processing`` on disk
-        and is re-queued by the next start)."""
+        and is re-queued by the next start, which counts it as interrupted)."""
         self._stopping.set()
         for _ in self._threads:
             self._queue.put(None)
@@ -167,6 +203,13 @@ class JobRunner:
         t = record["transcript"]
         log.info("job %s %s in %d ms (audio %ss, model %s)", tid, t["status"], processing_ms,
                  t.get("audio_duration"), self.config.stt_model)
+        self._notify(tid, t)
+
+    def _notify(self, tid: str, t: dict | None = None) -> None:
+        """Deliver the webhook of a finished job, if it has one (in a thread of its own)."""
+        if t is None:
+            record = self.store.load(tid)
+            t = record["transcript"] if record else {}
         if t.get("webhook_url"):
             threading.Thread(target=self._deliver_webhook, args=(tid,), daemon=True,
                              name=f"webhook-{tid[:8]}").start()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,8 +76,9 @@ class LocalApi:
 
 
 def start_local_api(data_dir: Path, *, api_key: str | None = None, extra_env: dict | None = None,
-                    timeout_s: float = 60) -> LocalApi:
-    """Start ``python -m local_api`` on a free loopback port with the test models; wait until healthy."""
+                    timeout_s: float = 60, url: str | None = None) -> LocalApi:
+    """Start ``python -m local_api`` on ``url`` (default: a free loopback port) with the test models;
+    wait until healthy."""
     env = dict(os.environ)
     env.pop("ASSEMBLYAI_API_KEY", None)
     env.update({
@@ -90,9 +92,33 @@ def start_local_api(data_dir: Path, *, api_key: str | None = None, extra_env: di
     env.update(extra_env or {})
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "server.log"
-    url = f"http://127.0.0.1:{free_port()}"
+    url = url or f"http://127.0.0.1:{free_port()}"
     server = start_local_server(url, log_path, data_dir=data_dir, env=env, timeout_s=timeout_s)
     return LocalApi(url=url, data_dir=data_dir, log_path=log_path, server=server, api_key=api_key, env=env)
+
+
+def api_upload(api: LocalApi, path: Path) -> str:
+    """``POST /v2/upload`` the file (streamed); its ``upload_url``."""
+    with open(path, "rb") as f:
+        r = requests.post(f"{api.url}/v2/upload", data=f, headers=api.headers(), timeout=60)
+    assert r.status_code == 200, r.text
+    return r.json()["upload_url"]
+
+
+def api_create(api: LocalApi, audio_url: str, **options) -> dict:
+    """``POST /v2/transcript``; the transcript (status queued)."""
+    r = requests.post(f"{api.url}/v2/transcript", json={"audio_url": audio_url, **options},
+                      headers=api.headers(), timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def trim_wav(source: Path, target: Path, seconds: float) -> Path:
+    """A different real recording: the first ``seconds`` of the WAV ``source`` (same format), at ``target``."""
+    with wave.open(str(source), "rb") as src, wave.open(str(target), "wb") as dst:
+        dst.setparams(src.getparams())
+        dst.writeframes(src.readframes(int(src.getframerate() * seconds)))
+    return target
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,12 @@ import json
 import re
 import signal
 import time
-import wave
 from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import LocalApi, start_local_api
+from conftest import LocalApi, api_create as create, api_upload as upload, start_local_api, trim_wav
 
 LOOKUP_ERROR = "Transcript lookup error, transcript id not found"
 UNKNOWN_ID = "3f1c8a9e-0000-4000-8000-000000000000"
@@ -34,18 +33,8 @@ SRT_TS = r"\d{2}:\d{2}:\d{2},\d{3}"
 
 
 # ------------------------------------------------------------------------------------ helpers
-def upload(api: LocalApi, path: Path) -> str:
-    with open(path, "rb") as f:
-        r = requests.post(f"{api.url}/v2/upload", data=f, headers=api.headers(), timeout=60)
-    assert r.status_code == 200, r.text
-    return r.json()["upload_url"]
 
 
-def create(api: LocalApi, audio_url: str, **options) -> dict:
-    r = requests.post(f"{api.url}/v2/transcript", json={"audio_url": audio_url, **options},
-                      headers=api.headers(), timeout=30)
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def get(api: LocalApi, transcript_id: str) -> requests.Response:
@@ -77,11 +66,7 @@ def chat(api: LocalApi, **body) -> requests.Response:
 @pytest.fixture(scope="module")
 def short_clip(sample_call, tmp_path_factory) -> Path:
     """The first 12 s of the sample (agent greeting and the customer's first turn)."""
-    out = tmp_path_factory.mktemp("clip") / "clip.wav"
-    with wave.open(str(sample_call), "rb") as src, wave.open(str(out), "wb") as dst:
-        dst.setparams(src.getparams())
-        dst.writeframes(src.readframes(src.getframerate() * 12))
-    return out
+    return trim_wav(sample_call, tmp_path_factory.mktemp("clip") / "clip.wav", 12)
 
 
 @pytest.fixture(scope="module")
