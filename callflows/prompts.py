@@ -86,7 +86,7 @@ def render(template: PromptTemplate, context: dict[str, Any]) -> str:
     except TypeError as exc:
         if "no loader" in str(exc):
             raise PromptError(f"{label} tries to include or import another template; templates are "
-                              f"self-contained and cannot read files") from None
+                              f"self-contained and cannot read files. Put the text in the template itself") from None
         raise PromptError(f"{label} failed to render: {exc}") from None
     except jinja2.TemplateError as exc:
         raise PromptError(f"{label} failed to render: {exc}") from None

@@ -162,7 +162,8 @@ def check_phase_names(phases: list[str]) -> list[str]:
     if any(not n or len(n) > 60 for n in names):
         raise InputError(f"phases {phases!r}: every name must be 1 to 60 characters")
     if len(names) > MAX_PHASE_NAMES:
-        raise InputError(f"phases has {len(names)} names; at most {MAX_PHASE_NAMES} are supported")
+        raise InputError(f"phases has {len(names)} names; at most {MAX_PHASE_NAMES} are supported: merge or drop "
+                         f"some (everything outside the listed phases is 'Other')")
     folded = [n.casefold() for n in names]
     duplicates = sorted({n for n in names if folded.count(n.casefold()) > 1})
     if duplicates:

@@ -20,7 +20,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from callflows.audio import check_audio
-from callflows.errors import CallflowsError
+from callflows.errors import CallflowsError, PromptError
 from callflows.prompts import load_template, render
 from callflows.scorecard import DEFAULT_ROLES, DEFAULT_RUBRIC, RubricCriterion, Scorecard, check_roles, check_rubric
 from callflows.segmentation import DEFAULT_PHASES, PhaseTimeline, check_phase_names
@@ -195,10 +195,14 @@ def analyze_call(
     roles = check_roles(roles)
     rubric = check_rubric(rubric)
     names = check_phase_names(phases)
-    for template_name, context in ((sentiment_prompt_template, sentiment_example_context(questions)),
-                                   (scorecard_prompt_template, scorecard_example_context(roles, rubric)),
-                                   (segmentation_prompt_template, segmentation_example_context(names))):
-        render(load_template(template_name), context)  # syntax, undefined variables, sandbox: before any request
+    for parameter, template_name, context in (
+            ("sentiment_prompt_template", sentiment_prompt_template, sentiment_example_context(questions)),
+            ("scorecard_prompt_template", scorecard_prompt_template, scorecard_example_context(roles, rubric)),
+            ("segmentation_prompt_template", segmentation_prompt_template, segmentation_example_context(names))):
+        try:  # syntax, undefined variables, sandbox: before any request
+            render(load_template(template_name), context)
+        except PromptError as exc:  # three template parameters: say which one
+            raise PromptError(f"{parameter}: {exc}") from None
     source = check_audio(audio)
     options = call_options(source, multichannel, speakers_expected)
 

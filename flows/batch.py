@@ -14,7 +14,6 @@ tried failed: that usually means a problem with the setup (server, key, model), 
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from datetime import datetime, timezone
@@ -25,7 +24,7 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field, ValidationError
 
 from callflows.audio import AudioSource, check_audio
-from callflows.errors import AudioInputError, CallflowsError, InputError
+from callflows.errors import AudioInputError, CallflowsError, DamagedAudioError, InputError
 from callflows.sentiment import DEFAULT_LLM_MODEL
 from flows.analyze import AnalysesFailedError, analyze_call, one_line
 from tasks.reports import publish_report
@@ -224,7 +223,8 @@ def analyze_inbox(
     A recording is new when its content (SHA-256; for a URL, the URL) is not in the ledger
     ``<results_dir>/inbox-ledger.json``, so a renamed file is not analysed again. Files that are not
     audio (by their content) are skipped with a log line; a file with the same content as one before
-    it in this run is skipped too. Each recording's results are in
+    it in this run is skipped too. A damaged audio file (a WAV cut short, with a corrupt header or
+    under the API's 160 ms) is reported as failed without any request. Each recording's results are in
     ``<results_dir>/<name>-<transcript id[:8]>/`` (see ``analyze-call``).
 
     Returns a ``BatchReport`` (also written as ``<results_dir>/inbox-report.json`` and published as the
@@ -245,18 +245,24 @@ def analyze_inbox(
     ledger_path = Path(results_dir) / LEDGER_FILE
     ledger = load_ledger(ledger_path)
 
-    candidates: list[tuple[str, AudioSource | None, str | None]] = []  # (audio, source, why not audio)
+    # (audio, source, why it is not audio, why it cannot be transcribed as it is)
+    candidates: list[tuple[str, AudioSource | None, str | None, str | None]] = []
     for path in files or []:
         try:
-            candidates.append((str(path), check_audio(path), None))
+            candidates.append((str(path), check_audio(path), None, None))
+        except DamagedAudioError as exc:  # audio that needs fixing: reported as failed, before any request
+            candidates.append((str(path), None, None, str(exc)))
         except AudioInputError as exc:
-            candidates.append((str(path), None, str(exc)))
-    candidates += [(s.value, s, None) for s in url_sources]
+            candidates.append((str(path), None, str(exc), None))
+    candidates += [(s.value, s, None, None) for s in url_sources]
 
     rows: list[RecordingResult] = []
     todo: list[tuple[RecordingResult, AudioSource]] = []
     seen: dict[str, str] = {}
-    for audio, source, not_audio in candidates:
+    for audio, source, not_audio, damaged in candidates:
+        if damaged:
+            rows.append(RecordingResult(audio=audio, status="failed", error=damaged))
+            continue
         if source is None:
             logger.info("Skipping %s: %s", audio, not_audio)
             rows.append(RecordingResult(audio=audio, status="skipped", note=f"not a recording: {not_audio}"))
@@ -275,7 +281,11 @@ def analyze_inbox(
             seen[key] = audio
             todo.append((row, source))
         rows.append(row)
-    logger.info("%d recording(s) to analyse, %d skipped", len(todo), len(rows) - len(todo))
+    logger.info("%d recording(s) to analyse, %d skipped, %d damaged", len(todo),
+                sum(r.status == "skipped" for r in rows), sum(r.status == "failed" for r in rows))
+    for row in rows:
+        if row.status == "failed":
+            logger.error("%s failed (fix the file; the next run tries it again): %s", row.audio, row.error)
 
     for row, source in todo:
         try:

@@ -42,7 +42,6 @@ signal an unrelated process. Linux only.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess

@@ -3,7 +3,6 @@
 local server."""
 import json
 import shutil
-import wave
 
 import pytest
 import requests
@@ -11,6 +10,7 @@ import requests
 from callflows.errors import AudioInputError, InputError, PromptError
 from callflows.scorecard import DEFAULT_RUBRIC
 from callflows.sentiment import DEFAULT_QUESTIONS
+from conftest import trim_wav
 from stub_http import Canned, StubServer
 
 FAST = dict(questions=DEFAULT_QUESTIONS[:2], rubric=DEFAULT_RUBRIC[:2])  # shorter LLM answers, same code paths
@@ -193,7 +193,7 @@ def test_cli_prints_the_analyses_that_succeeded_and_exits_1_naming_the_failed_on
 
     monkeypatch.setenv("CALLFLOWS_HOME", str(tmp_path / "home"))
     audio = tmp_path / "short_call.wav"  # a recording without cached speaker roles, so the request is made
-    _trim_wav(sample_call, audio, 40)
+    trim_wav(sample_call, audio, 40)
     questions = tmp_path / "questions.json"
     questions.write_text(json.dumps([q.model_dump() for q in DEFAULT_QUESTIONS[:1]]))
     fault = {"route": "POST /v1/understanding", "status_code": 400, "times": 1, "body": {"error": "injected refusal"}}
@@ -226,14 +226,6 @@ def test_cli_bad_parameter_is_a_one_line_error_before_any_request(prefect_harnes
 
 # --------------------------------------------------------------------------- analyze-inbox
 
-def _trim_wav(source, target, seconds):
-    """A different real recording: the first ``seconds`` of ``source`` (same format)."""
-    with wave.open(str(source)) as r:
-        params = r.getparams()
-        frames = r.readframes(int(r.getframerate() * seconds))
-    with wave.open(str(target), "wb") as w:
-        w.setparams(params)
-        w.writeframes(frames)
 
 
 @pytest.fixture(scope="module")
@@ -247,10 +239,10 @@ def inbox_runs(prefect_harness, local_api, sample_call, tmp_path_factory):
     inbox, results = root / "inbox", root / "results"
     (inbox / "archive").mkdir(parents=True)
     shutil.copy(sample_call, inbox / "call-a.wav")
-    _trim_wav(sample_call, inbox / "short.wav", 40)
+    trim_wav(sample_call, inbox / "short.wav", 40)
     (inbox / "notes.txt").write_text("Call back Mrs. Jones on Monday.\n")
-    (inbox / "broken.wav").write_bytes(sample_call.read_bytes()[:2000])  # header + 60 ms: "too short"
-    _trim_wav(sample_call, inbox / "archive" / "old.wav", 20)
+    (inbox / "broken.wav").write_bytes(sample_call.read_bytes()[:2000])  # header of 70 s, 60 ms of data
+    trim_wav(sample_call, inbox / "archive" / "old.wav", 20)
     runs = []
     with pytest.MonkeyPatch.context() as mp:
         _env(mp, local_api.url)
@@ -278,9 +270,9 @@ def test_inbox_analyses_new_recordings_skips_other_files_and_reports_the_failure
     assert _statuses(report) == {"broken.wav": "failed", "call-a.wav": "analysed", "notes.txt": "skipped",
                                  "short.wav": "analysed"}
     rows = {r.audio.rsplit("/", 1)[-1]: r for r in report.recordings}
-    assert "Audio duration is too short" in rows["broken.wav"].error
+    assert "looks cut short" in rows["broken.wav"].error and rows["broken.wav"].cache_key is None  # no request
     assert "does not look like audio" in rows["notes.txt"].note and rows["notes.txt"].cache_key is None
-    assert counts.get("POST /v2/upload", 0) <= 3 and counts.get("POST /v2/transcript", 0) <= 3
+    assert counts.get("POST /v2/upload", 0) <= 2 and counts.get("POST /v2/transcript", 0) <= 2
     ledger = Ledger.model_validate_json((results / "inbox-ledger.json").read_text())
     assert set(ledger.recordings) == {rows["call-a.wav"].cache_key, rows["short.wav"].cache_key}
     for name in ("call-a.wav", "short.wav"):
@@ -291,7 +283,7 @@ def test_inbox_analyses_new_recordings_skips_other_files_and_reports_the_failure
     assert rows["short.wav"].transcript_id != rows["call-a.wav"].transcript_id
     assert not list(results.glob(".*tmp"))  # the ledger was replaced atomically, no temporary file left
     names = sorted(run.name for _, run in _subflow_runs(state.state_details.flow_run_id))
-    assert names == ["analyze-broken", "analyze-call-a", "analyze-short"]  # the subfolder was ignored
+    assert names == ["analyze-call-a", "analyze-short"]  # the subfolder was ignored, broken.wav never sent
 
 
 def test_second_inbox_run_skips_analysed_recordings_even_renamed_and_retries_the_failed_one(inbox_runs):
@@ -305,7 +297,7 @@ def test_second_inbox_run_skips_analysed_recordings_even_renamed_and_retries_the
     assert f"already analysed as {inbox / 'call-a.wav'}" in rows["renamed-call.wav"].note
     assert counts.get("POST /v2/upload", 0) == 0 and counts.get("POST /v2/transcript", 0) == 0
     assert counts.get("POST /v1/chat/completions", 0) == 0
-    assert [run.name for _, run in _subflow_runs(state.state_details.flow_run_id)] == ["analyze-broken"]
+    assert _subflow_runs(state.state_details.flow_run_id) == []  # broken.wav is refused before any request
     ledger = Ledger.model_validate_json((results / "inbox-ledger.json").read_text())
     assert set(ledger.recordings) == {r.cache_key for r in first.recordings if r.status == "analysed"}
     assert BatchReport.model_validate_json((results / "inbox-report.json").read_text()) == report
