@@ -376,10 +376,13 @@ def test_sentiment_run_then_new_prompt_reuses_the_transcript(prefect_api, served
 
 
 def test_transient_faults_are_retried_and_visible_in_the_task_states(prefect_api, served, local_api, faults, tmp_path):
-    """With two 503s on the transcript poll and a 429 (Retry-After: 1) on the LLM Gateway, a
-    call-sentiment run (new questions; speakers_expected=2, so a new transcript is polled) still
-    completes; the task runs' state history shows AwaitingRetry and Retrying for both."""
-    faults("GET /v2/transcript/{transcript_id}", 503, times=2)
+    """With 503s on the transcript poll, one more than a polling task tolerates in a row (missed
+    polls), and a 429 (Retry-After: 1) on the LLM Gateway, a call-sentiment run (new questions;
+    speakers_expected=2, so a new transcript is polled) still completes; the task runs' state history
+    shows AwaitingRetry and Retrying for both."""
+    from tasks.transcription import POLL_FAILURES_TOLERATED
+
+    faults("GET /v2/transcript/{transcript_id}", 503, times=POLL_FAILURES_TOLERATED + 1)
     faults("POST /v1/chat/completions", 429, times=1, retry_after=1)
     local_api.reset_request_counts()
     flow_run, took = prefect_api.run("call-sentiment/call-sentiment",
