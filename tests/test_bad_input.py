@@ -175,7 +175,7 @@ CASES: list[Case] = [
     Case("transcript-id/unknown-via-client", "AssemblyAIClient.get_transcript(<unknown id>)",
          lambda c: c.get_transcript(UNKNOWN_ID),
          NotFoundError, (UNKNOWN_ID, "transcript id not found", "Check the id"), {GET_TRANSCRIPT: 1}),
-    Case("transcript-id/unknown-via-task-not-retried", "wait_for_transcript(<unknown id>)",
+    Case("transcript-id/unknown-not-retried-via-task", "wait_for_transcript(<unknown id>)",
          lambda c: c.wait_for_transcript(UNKNOWN_ID),
          NotFoundError, (UNKNOWN_ID, "transcript id not found", "Check the id"), {GET_TRANSCRIPT: 1}),
 
