@@ -36,7 +36,7 @@ class AudioSource:
     """A checked ``audio`` argument.
 
     ``kind`` is ``"file"`` (``value`` is an absolute path; ``sha256`` and ``size_bytes`` are set) or
-    ``"url"`` (``value`` is the URL as given). ``cache_key`` identifies the recording's content for
+    ``"url"`` (``value`` is the URL as given). ``channels`` is set for WAV files (from the header). ``cache_key`` identifies the recording's content for
     caching: ``sha256:<hex>`` for files, ``url:<url>`` for URLs.
     """
 
@@ -45,6 +45,7 @@ class AudioSource:
     sha256: str | None = None
     size_bytes: int | None = None
     mime: str | None = None
+    channels: int | None = None
 
     @property
     def cache_key(self) -> str:
@@ -111,10 +112,9 @@ def check_audio(audio: str | Path) -> AudioSource:
         raise AudioInputError(
             f"audio file {text!r} does not look like audio: detected {detected}. "
             f"Pass a recording in a common format ({SUPPORTED_HINT})")
-    if kind.extension == "wav":
-        _check_wav(path, text, size)
+    channels = _check_wav(path, text, size).channels if kind.extension == "wav" else None
     return AudioSource(kind="file", value=str(path.resolve()), sha256=file_sha256(path), size_bytes=size,
-                       mime=kind.mime)
+                       mime=kind.mime, channels=channels)
 
 
 @dataclass(frozen=True)
@@ -207,8 +207,9 @@ def read_wav_header(path: str | Path) -> WavHeader:
         raise WavHeaderError(f"no 'data' chunk among its first {_MAX_WAV_CHUNKS} chunks")
 
 
-def _check_wav(path: Path, text: str, size: int) -> None:
-    """``DamagedAudioError`` for a WAV file that is corrupt, cut short, or shorter than the API's minimum."""
+def _check_wav(path: Path, text: str, size: int) -> WavHeader:
+    """The WAV file's header; ``DamagedAudioError`` if the file is corrupt, cut short, or shorter than
+    the API's minimum."""
     try:
         header = read_wav_header(path)
     except WavHeaderError as exc:
@@ -227,17 +228,10 @@ def _check_wav(path: Path, text: str, size: int) -> None:
         raise DamagedAudioError(
             f"audio file {text!r} is {math.floor(duration_s * 1000)} ms long: AssemblyAI needs at least "
             f"{MIN_DURATION_MS} ms of audio (\"Audio duration is too short.\"). Pass a longer recording")
+    return header
 
 
 def wav_channels(source: AudioSource) -> int | None:
-    """Number of channels of a local WAV file (read from its header), or None when the source is a
-    URL, not a WAV, or a WAV the standard library cannot parse (the API then decides)."""
-    if source.kind != "file" or not (source.mime or "").endswith("wav"):
-        return None
-    import wave
-
-    try:
-        with wave.open(source.value) as w:
-            return w.getnchannels()
-    except (wave.Error, EOFError, OSError):
-        return None
+    """Number of channels of a local WAV file (read from its header by ``check_audio``), or None when
+    the source is a URL or not a WAV (the API then decides)."""
+    return source.channels if source.kind == "file" else None
