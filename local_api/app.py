@@ -155,9 +155,10 @@ class LocalMiddleware:
                 return hmac.compare_digest(value.strip(), key.encode("utf-8"))
         return False
 
-    async def chaos_request(self, key: str, scope, receive, send) -> int | str:
-        """Serve one request under random faults (local_api.faults); return the status to count
-        (``"reset"``, or ``"lost"`` when a held response was never read)."""
+    async def chaos_request(self, key: str, scope, receive, send) -> str | None:
+        """Serve one request under random faults (local_api.faults). ``send`` records the status of
+        what is answered; returns the status to count when nothing is: ``"reset"``, or ``"lost"`` when
+        a held response was never read."""
         app_receive, body = receive, b""
         if scope.get("method") != "GET" and key != "POST /v2/upload":  # small JSON: part of the fingerprint
             chunks, more = [], True
@@ -179,15 +180,8 @@ class LocalMiddleware:
 
         kind = self.chaos.decide(key, fingerprint(scope, body))
         if kind is None:
-            status = [500]
-
-            async def counting_send(message):
-                if message["type"] == "http.response.start":
-                    status[0] = message["status"]
-                await send(message)
-
-            await self.app(scope, app_receive, counting_send)
-            return status[0]
+            await self.app(scope, app_receive, send)
+            return None
         log.info("chaos: %s on %s", kind, key)
         if kind == "reset":
             if reset_connection(receive):
@@ -205,11 +199,11 @@ class LocalMiddleware:
                 return "lost"
             for message in held:
                 await send(message)
-            return next((m["status"] for m in held if m["type"] == "http.response.start"), 500)
+            return None
         status = int(kind)
         retry_after = (self.chaos.config or {}).get("retry_after_s") if status == 429 else None
         await status_response(status, retry_after)(scope, app_receive, send)
-        return status
+        return None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -241,7 +235,9 @@ class LocalMiddleware:
                         await response(scope, receive, send_wrapper)
                         return
                 if self.chaos.covers(key):
-                    status_seen[0] = await self.chaos_request(key, scope, receive, send_wrapper)
+                    unanswered = await self.chaos_request(key, scope, receive, send_wrapper)
+                    if unanswered:
+                        status_seen[0] = unanswered
                     return
             await self.app(scope, receive, send_wrapper)
         finally:
