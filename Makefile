@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 # Portable llama.cpp build (the wheel is cached by pip after the first ~11 min build).
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: setup setup-demo demo test load-test sample local-api up serve down status clean
+.PHONY: setup setup-demo demo test load-test bench sample local-api up serve down status clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ test: setup
 ## The local server under 50 concurrent clients (also part of `make test`), alone, with its numbers.
 load-test: setup
 	$(BIN)/python -m pytest tests/test_server_limits.py -m load -s
+
+## Every performance benchmark in one run (bench/run.py, ~1 h on 2 cores): prints the table and writes
+## results/bench.json. Options: make bench BENCH_ARGS="--only 4,5,7".
+bench: setup-demo
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 ## Regenerate samples/support_call.wav (needs espeak-ng and sox: apt-get install espeak-ng sox).
 sample: setup

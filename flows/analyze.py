@@ -27,7 +27,7 @@ from callflows.segmentation import DEFAULT_PHASES, PhaseTimeline, check_phase_na
 from callflows.segmentation import example_context as segmentation_example_context
 from callflows.sentiment import DEFAULT_LLM_MODEL, DEFAULT_QUESTIONS, Question, SentimentReport
 from callflows.sentiment import example_context as sentiment_example_context
-from flows.common import result_dir
+from flows.common import result_dir, subflow
 from flows.scorecard import example_context as scorecard_example_context
 from flows.scorecard import sales_scorecard
 from flows.segmentation import call_segmentation
@@ -127,7 +127,7 @@ def _cell(text: str) -> str:
 def run_analysis(analysis: str, parameters: dict[str, Any]) -> BaseModel:
     """Run the analysis flow ``analysis`` (a key of ``ANALYSES``) as a subflow with ``parameters``;
     return its result. Raises whatever the flow raises (the task, and the subflow, end Failed)."""
-    return ANALYSES[analysis][1](**parameters)
+    return subflow(ANALYSES[analysis][1], **parameters)
 
 
 @flow(name="analyze-call", task_runner=ThreadPoolTaskRunner(max_workers=len(ANALYSES)))
@@ -207,7 +207,7 @@ def analyze_call(
     options = call_options(source, multichannel, speakers_expected)
 
     started = time.monotonic()
-    transcript = transcribe_call(audio, options, poll_timeout_s)
+    transcript = subflow(transcribe_call, audio, options, poll_timeout_s)
     timings = {"transcription": time.monotonic() - started}
     out_dir = result_dir(results_dir, source.name, transcript.id)
 

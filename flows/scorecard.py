@@ -23,7 +23,7 @@ from callflows.scorecard import (
     SentimentShift, TalkListenAnalysis, answer_model, check_roles, check_rubric, quote_in_transcript, rep_role,
 )
 from callflows.sentiment import DEFAULT_LLM_MODEL, LLMUsage, speaker_block, speaker_lines
-from flows.common import ask_structured, result_dir
+from flows.common import ask_structured, result_dir, subflow
 from flows.transcribe import call_options, transcribe_call
 from tasks.llm import identify_speakers
 from tasks.reports import publish_report
@@ -116,7 +116,7 @@ def sales_scorecard(
     render(template, example_context(roles, rubric))  # before any request
     source = check_audio(audio)
     options = call_options(source, multichannel, speakers_expected)
-    transcript = transcribe_call(audio, options, poll_timeout_s)
+    transcript = subflow(transcribe_call, audio, options, poll_timeout_s)
     check_speakers(transcript, roles)
     out_dir = result_dir(results_dir, source.name, transcript.id)
 

@@ -22,7 +22,7 @@ from callflows.segmentation import (
     repair_phases,
 )
 from callflows.sentiment import DEFAULT_LLM_MODEL, LLMUsage
-from flows.common import ask_structured, result_dir
+from flows.common import ask_structured, result_dir, subflow
 from flows.transcribe import call_options, transcribe_call
 from tasks.reports import publish_report
 from tasks.transcription import fetch_vtt
@@ -84,7 +84,7 @@ def call_segmentation(
     options = call_options(source, multichannel, speakers_expected)
 
     started = time.monotonic()
-    transcript = transcribe_call(audio, options, poll_timeout_s)
+    transcript = subflow(transcribe_call, audio, options, poll_timeout_s)
     timings = {"transcription": time.monotonic() - started}
 
     started = time.monotonic()

@@ -17,7 +17,7 @@ from callflows.sentiment import (
     DEFAULT_LLM_MODEL, DEFAULT_QUESTIONS, MAX_QUESTIONS, LLMUsage, Question, QuestionAnswer, SentimentReport,
     answers_model, count_sentiments, example_context, prompt_context, sentence_sentiments, speaker_lines,
 )
-from flows.common import ask_structured, result_dir
+from flows.common import ask_structured, result_dir, subflow
 from flows.transcribe import call_options, transcribe_call
 from tasks.reports import publish_report
 
@@ -72,7 +72,7 @@ def call_sentiment(
     source = check_audio(audio)
 
     options = call_options(source, None, speakers_expected)  # same transcript as the other analyses
-    transcript = transcribe_call(audio, options, poll_timeout_s)
+    transcript = subflow(transcribe_call, audio, options, poll_timeout_s)
 
     sentences = sentence_sentiments(transcript)
     counts, per_speaker = count_sentiments(sentences)

@@ -19,7 +19,9 @@ Local-only routes (never need the key, never show it)::
     GET    /_local/health
     GET    /_local/requests     {"counts": {"METHOD /route/template": n}, "status_codes": {...}, "total"}
                                 (every API request, errors included; /_local/* itself is not counted)
-    DELETE /_local/requests     reset the counters
+    GET    /_local/requests/log {"requests": [{"route", "status", "start", "end"}]}: the newest 10,000
+                                requests' times (Unix time, s; from the first byte in to the last out)
+    DELETE /_local/requests     reset the counters and the log
     GET    /_local/jobs         per-job timings (processing_ms …), newest first
     GET    /_local/jobs/{id}
     GET|POST|DELETE /_local/faults   scripted faults (status codes, delays) per route
@@ -53,6 +55,8 @@ import hmac
 import json
 import logging
 import threading
+import time
+from collections import deque
 from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any
@@ -101,6 +105,8 @@ class RequestCounters:
     Unknown paths count as ``"METHOD <unmatched>"``; the /_local/* routes are not counted, so the
     numbers are the API traffic of the clients under test."""
 
+    LOG_SIZE = 10_000  # newest requests kept in the timing log
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.reset()
@@ -109,12 +115,20 @@ class RequestCounters:
         with self._lock:
             self.counts: dict[str, int] = {}
             self.status_codes: dict[str, int] = {}
+            self.log: deque[dict] = deque(maxlen=self.LOG_SIZE)
             self.since = now_iso()
 
-    def record(self, key: str, status: int | str) -> None:
+    def record(self, key: str, status: int | str, start: float | None = None, end: float | None = None) -> None:
+        """Count one request; ``start``/``end`` (Unix time, s) also go to the timing log."""
         with self._lock:
             self.counts[key] = self.counts.get(key, 0) + 1
             self.status_codes[str(status)] = self.status_codes.get(str(status), 0) + 1
+            if start is not None and end is not None:
+                self.log.append({"route": key, "status": status, "start": round(start, 4), "end": round(end, 4)})
+
+    def timing_log(self) -> dict:
+        with self._lock:
+            return {"requests": list(self.log), "since": self.since}
 
     def snapshot(self) -> dict:
         with self._lock:
@@ -211,6 +225,7 @@ class LocalMiddleware:
             return
         key = self.route_key(scope)
         status_seen: list[int | str] = [500]
+        started = time.time()
 
         async def send_wrapper(message):
             if message["type"] == "http.response.start":
@@ -242,7 +257,7 @@ class LocalMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             if not scope.get("path", "").startswith("/_local"):
-                self.counters.record(key, status_seen[0])
+                self.counters.record(key, status_seen[0], started, time.time())
 
 
 # --------------------------------------------------------------------------------- helpers
@@ -588,6 +603,10 @@ def create_app(config: LocalApiConfig) -> FastAPI:
     @app.get("/_local/requests")
     async def get_requests():
         return counters.snapshot()
+
+    @app.get("/_local/requests/log")
+    async def get_request_log():
+        return counters.timing_log()
 
     @app.delete("/_local/requests")
     async def reset_requests():

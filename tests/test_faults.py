@@ -64,6 +64,7 @@ def created_jobs(server) -> list[dict]:
     return requests.get(f"{server.url}/_local/jobs", timeout=10).json()["jobs"]
 
 
+@pytest.mark.timeout(1800)  # ~10 min alone; two batches of real LLM work, slower on a busy machine
 def test_batch_under_random_faults_matches_a_fault_free_run(prefect_harness, inbox, tmp_path, monkeypatch):
     """Seeded random faults on upload, create, poll, vtt, chat and understanding: every endpoint gets
     every fault kind at least once; the batch still analyses both recordings with results identical

@@ -10,10 +10,14 @@ or first user message) and the task after it are therefore cheap after the first
 2.2k-token transcript on 2 cores: Qwen2.5-Coder-1.5B first token after 50 s cold, 0.45 s for a
 follow-up; SmolLM2-135M 15 s cold, 0.15 s follow-up.
 
-Only the *last* prompt is kept. When requests about different transcripts interleave, set
-``CALLFLOWS_LLM_STATE_CACHE_MB`` (e.g. 1024) to keep several prompt states in RAM (llama-cpp's
-LlamaRAMCache, LRU): measured with SmolLM2, A, B, A-again went from 4.6 s to 0.6 s to first token,
-at ~0.2-0.4 s extra per call to save the state (about 29 KB per token for Qwen, 23 KB for SmolLM2).
+The context itself holds only the *last* prompt, and the analyses of one call interleave their
+requests (segmentation's caption prompt comes between sentiment and scorecard, which share the
+speaker-line transcript). So several prompt states are kept in RAM: ``CALLFLOWS_LLM_STATE_CACHE_MB``
+(default 1024; 0 turns it off) sizes llama-cpp's LlamaRAMCache (LRU, longest-prefix lookup). It costs
+~0.2-0.4 s per call to save the state (about 29 KB per token for Qwen, 23 KB for SmolLM2; a
+2k-token prompt state is ~60 MB). Measured by ``python -m bench.run --only 5`` with SmolLM2 on the
+sample call: the scorecard prompt after the segmentation prompt went from 13.0 s to 0.34 s to first
+token, a rerun with other questions after the scorecard from 3.95 s to 1.66 s.
 """
 from __future__ import annotations
 
@@ -73,9 +77,9 @@ def _threads() -> int:
 
 def _state_cache_mb() -> int:
     try:
-        return max(0, int(os.environ.get("CALLFLOWS_LLM_STATE_CACHE_MB", "0")))
+        return max(0, int(os.environ.get("CALLFLOWS_LLM_STATE_CACHE_MB", "1024")))
     except ValueError:
-        return 0
+        return 1024
 
 
 def message_text(content: Any) -> str:
