@@ -453,7 +453,8 @@ class Bench:
                      cold=cold, follow_up=follow, rerun=rerun_t, interleaved=interleaved)
             self.row("5", f"LLM TTFT, rerun with other questions ({label})", f"{r:.2f} s", f"{c:.2f} s cold",
                      r / c, "≤ 0.1", r / c <= 0.1)
-            self.row("5", f"LLM TTFT, scorecard after the segmentation prompt ({label})", f"{i:.2f} s",
+            self.row("5", f"LLM TTFT, the scorecard prompt again after the segmentation one, as a retry "
+                     f"does ({label})", f"{i:.2f} s",
                      f"{c:.2f} s cold", i / c, "≤ 0.1", i / c <= 0.1)
             del llm
         os.environ.pop("CALLFLOWS_LLM_STATE_CACHE_MB", None)
