@@ -20,6 +20,7 @@ id     what                                                                   go
 5      local LLM time to first token: follow-up prompt on the same            ≤ 0.1
        transcript vs cold
 6      analyze-inbox on 6 calls vs 6 analyze-call runs one after the other    (speed-up reported)
+       (30 s cuts of the sample; test models unless ``--batch-models default``)
 7      peak RSS of a flow process uploading a generated 1 GB WAV              < 200 MB
 =====  =====================================================================  ======================
 
@@ -367,7 +368,6 @@ class Bench:
 
     # ---- 4: speech-to-text throughput
     def stt(self) -> None:
-        calls = [SAMPLE] + self.hvb
         for model in ("base", "tiny.en"):
             with server(self.work, f"stt-{model}", CALLFLOWS_STT_MODEL=model, CALLFLOWS_LOCAL_API_WORKERS="1") as s:
                 speeds = []
@@ -390,7 +390,7 @@ class Bench:
             for workers in self.args.workers:
                 with server(self.work, f"stt-{model}-w{workers}", CALLFLOWS_STT_MODEL=model,
                             CALLFLOWS_LOCAL_API_WORKERS=str(workers)) as s:
-                    batch = calls if self.hvb else [SAMPLE] * 4
+                    batch = [SAMPLE] * 4
                     started = time.time()
                     ids = [s.transcribe(c, wait=False) for c in batch]
                     s.wait(ids)
@@ -477,8 +477,10 @@ class Bench:
         for call in calls:
             shutil.copy(call, inbox / call.name)
         audio_s = sum(wav_seconds(c) for c in calls)
+        models = {} if self.args.batch_models == "default" else {
+            "CALLFLOWS_STT_MODEL": "tiny.en", "CALLFLOWS_LOCAL_LLM": "smollm2-135m"}
         log(f"6. {len(calls)} calls ({audio_s:.0f} s of audio): analyze-call one after the other")
-        with server(self.work, "sequential") as s, flows_against(s):
+        with server(self.work, "sequential", **models) as s, flows_against(s):
             def one_after_the_other() -> list[str]:
                 outcomes = []
                 for call in calls:
@@ -492,11 +494,12 @@ class Bench:
             sequential = timed_run(s, one_after_the_other)
             sequential["outcomes"] = sequential.pop("result")
         log("6. the same calls through analyze-inbox")
-        with server(self.work, "batch") as s, flows_against(s):
+        with server(self.work, "batch", **models) as s, flows_against(s):
             batch = timed_run(s, lambda: analyze_inbox(inbox=str(inbox), results_dir=str(self.work / "batch")))
             report = batch.pop("result")
         speedup = sequential["wall_s"] / batch["wall_s"]
-        self.row("6", f"analyze-inbox vs {len(calls)} analyze-call runs: wall time", f"{batch['wall_s']:.1f} s",
+        label = "" if not models else " (test models)"
+        self.row("6", f"analyze-inbox vs {len(calls)} analyze-call runs{label}: wall time", f"{batch['wall_s']:.1f} s",
                  f"{sequential['wall_s']:.1f} s", speedup, "speed-up (reported)", None,
                  batch=batch, sequential=sequential, analysed_batch=report.analysed,
                  analysed_sequential=sequential["outcomes"].count("analysed"))
@@ -596,6 +599,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="worker counts to compare for concurrent transcription")
     parser.add_argument("--state-cache-mb", type=int, default=1024, help="LLM prompt-state cache to compare")
     parser.add_argument("--clip-s", type=float, default=30.0, help="length of the 6 batch calls cut from the sample")
+    parser.add_argument("--batch-models", choices=("test", "default"), default="test",
+                        help="models of benchmark 6: test (tiny.en + SmolLM2; 12 analyses with the demo LLM "
+                             "take about an hour on 2 cores) or the server's defaults")
     parser.add_argument("--big-mb", type=int, default=1024, help="size of the upload for benchmark 7 (MiB)")
     args = parser.parse_args(argv)
     todo = set(args.only.split(","))
