@@ -2,21 +2,21 @@
 ``{"rss_before_upload_bytes", "peak_rss_bytes", "upload_s", "bytes"}`` as the last line (JSON).
 
 Usage: ``python -m bench.upload_rss <file>`` with ``CALLFLOWS_LOCAL_API_URL`` pointing at a local
-server (bench/run.py starts one). The peak is this process's ``ru_maxrss``: Prefect's temporary
+server (bench/run.py starts one). The peak is this process's ``VmHWM``: Prefect's temporary
 server runs in a child process and is not counted.
 """
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from pathlib import Path
 
 
-def rss_bytes() -> int:
+def status_bytes(field: str) -> int:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process, from /proc/self/status."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) << 10
     return 0
 
@@ -30,13 +30,15 @@ def main(path: str) -> int:
     @flow(name="bench-upload")
     def upload(path: str) -> dict:
         source = check_audio(path)  # reads the header, hashes the file (streamed)
-        before = rss_bytes()
+        before = status_bytes("VmRSS")
         started = time.monotonic()
         upload_audio(source.value, source.sha256)
         return {"rss_before_upload_bytes": before, "upload_s": round(time.monotonic() - started, 2)}
 
     report = upload(path)
-    report["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork and exec, so a child of a process that
+    # had the LLM loaded would report the parent's gigabytes.
+    report["peak_rss_bytes"] = status_bytes("VmHWM")
     report["bytes"] = Path(path).stat().st_size
     print(json.dumps(report))
     return 0
