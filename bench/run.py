@@ -409,7 +409,7 @@ class Bench:
         from callflows.scorecard import DEFAULT_RUBRIC, DEFAULT_ROLES
         from callflows.segmentation import DEFAULT_PHASES, assign_speakers, parse_vtt
         from callflows.segmentation import prompt_context as segmentation_context
-        from callflows.sentiment import (DEFAULT_QUESTIONS, count_sentiments, sentence_sentiments, speaker_lines)
+        from callflows.sentiment import DEFAULT_QUESTIONS, sentence_sentiments, speaker_lines
         from callflows.sentiment import prompt_context as sentiment_context
         from flows.scorecard import prompt_context as scorecard_context
         from local_api.config import load_config, resolve_llm_model
@@ -417,7 +417,6 @@ class Bench:
 
         transcript = Transcript.model_validate(self.transcript)
         sentences = sentence_sentiments(transcript)
-        count_sentiments(sentences)
         lines = speaker_lines(transcript)
         sentiment = render(load_template("sentiment"), sentiment_context(lines, DEFAULT_QUESTIONS, sentences))
         rerun = render(load_template("sentiment"), sentiment_context(lines, DEFAULT_QUESTIONS[:2], sentences))
