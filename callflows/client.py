@@ -194,10 +194,9 @@ class AssemblyAIClient(_HTTPClient):
 
     def find_transcript(self, params: TranscriptParams, limit: int = 100) -> Transcript | None:
         """The newest transcript of ``params.audio_url`` made with the same options, not failed nor
-        deleted, among the account's ``limit`` newest; else None. Used before every
-        ``POST /v2/transcript`` (tasks.transcription.submit_transcript): an earlier request's answer may
-        have been lost (timeout, reset), and AssemblyAI has no idempotency key, so this is how a retry or
-        a rerun avoids paying for the same transcription twice. Options the API
+        deleted, among the account's ``limit`` newest; else None. Used before re-sending a
+        ``POST /v2/transcript`` whose answer was lost (timeout, reset): AssemblyAI has no idempotency
+        key, so this is how a retry avoids paying for the same transcription twice. Options the API
         does not echo (null) are not compared. Costs 1 list request plus 1 GET per candidate."""
         wanted = params.model_dump(exclude_none=True)
         for item in self.list_transcripts(limit).transcripts:

@@ -2,10 +2,8 @@
 
 inbox/ files (not subfolders, not hidden files) + ``urls`` → each checked and identified by content
 (``AudioSource.cache_key``: SHA-256 for files, the URL for URLs) → recordings in the ledger
-(``<results_dir>/inbox-ledger.json``) are skipped, even when renamed → every new one uploaded and
-its transcript requested up front (``request_transcripts``), so the API transcribes the next calls
-while one is analysed → ``analyze-call`` as a subflow for each, one after the other (its upload and
-submit steps are cache hits) → the ledger is updated (atomically) after each success →
+(``<results_dir>/inbox-ledger.json``) are skipped, even when renamed → ``analyze-call`` as a subflow
+for each new one, one after the other → the ledger is updated (atomically) after each success →
 ``BatchReport`` (``<results_dir>/inbox-report.json`` + markdown artifact ``analyze-inbox``).
 
 Final state: a recording that fails is reported (ERROR log line, ``failed`` row in the artifact and
@@ -30,9 +28,7 @@ from callflows.errors import AudioInputError, CallflowsError, DamagedAudioError,
 from callflows.sentiment import DEFAULT_LLM_MODEL
 from flows.analyze import AnalysesFailedError, analyze_call, one_line
 from flows.common import subflow
-from flows.transcribe import call_options
 from tasks.reports import publish_report
-from tasks.transcription import submit_transcript, upload_audio
 
 ARTIFACT_KEY = "analyze-inbox"
 LEDGER_FILE = "inbox-ledger.json"
@@ -202,27 +198,6 @@ def inbox_files(inbox: str, required: bool) -> list[Path] | None:
                   key=lambda p: p.name)
 
 
-def request_transcripts(sources: list[AudioSource]) -> int:
-    """Upload each recording and submit its transcript with the options ``analyze-call`` uses by
-    default, without waiting: the same cached tasks (``upload_audio``, ``submit_transcript``), so
-    each ``analyze-call`` afterwards finds them in the cache and only polls. AssemblyAI transcribes
-    the submitted calls in parallel; the local server works through them in order while the first
-    ones are analysed. Returns how many were submitted. A recording whose upload or submission fails
-    here is only logged: its ``analyze-call`` tries again and reports the error."""
-    logger = get_run_logger()
-    submitted = 0
-    for source in sources:
-        try:
-            options = call_options(source, None, None)
-            audio_url = upload_audio(source.value, source.sha256) if source.kind == "file" else source.value
-            submit_transcript(audio_url, options, source.cache_key)
-            submitted += 1
-        except Exception as exc:  # noqa: BLE001 - analyze-call retries it and reports the error
-            logger.warning("Could not request the transcript of %s ahead (%s): analyze-call tries again",
-                           source.value, one_line(exc))
-    return submitted
-
-
 # --- the flow ------------------------------------------------------------------------------------
 
 @flow(name="analyze-inbox")
@@ -237,9 +212,7 @@ def analyze_inbox(
                                          "the rest wait for the next run.")] = 100,
 ) -> BatchReport:
     """Analyse every new recording in ``inbox`` and every new URL in ``urls`` with ``analyze-call``
-    (sentiment, scorecard and segmentation, with their defaults), one recording after the other,
-    after uploading every new recording and requesting all their transcripts up front (so the API
-    transcribes the later calls while the first ones are analysed).
+    (sentiment, scorecard and segmentation, with their defaults), one recording after the other.
 
     Args:
         inbox: folder of recordings; files in subfolders and hidden files are ignored.
@@ -315,8 +288,6 @@ def analyze_inbox(
         if row.status == "failed":
             logger.error("%s failed (fix the file; the next run tries it again): %s", row.audio, row.error)
 
-    if len(todo) > 1:
-        logger.info("Requested %d transcript(s) up front", request_transcripts([source for _, source in todo]))
     for row, source in todo:
         try:
             analysis = subflow(analyze_call.with_options(flow_run_name=f"analyze-{source.name}"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from prefect import get_run_logger, task
+from prefect.runtime import task_run
 
 from callflows.client import AssemblyAIClient, check_transcript_id
 from callflows.errors import APIError, TranscriptFailedError, TranscriptTimeoutError
@@ -60,23 +61,19 @@ def submit_transcript(audio_url: str, options: TranscriptionOptions, audio_key: 
     """``POST /v2/transcript`` for ``audio_url`` with ``options``; return the transcript id.
 
     ``audio_key`` identifies the recording's content (``sha256:…`` or ``url:…``) for the cache key, so
-    a re-upload of the same file (new upload URL) still reuses the transcript.
-
-    Before creating, it looks for a transcript of the same ``audio_url`` and options
-    (``AssemblyAIClient.find_transcript``: ``GET /v2/transcript?limit=100``, free): an earlier
-    attempt, or an earlier run whose retries ran out, may have created it and lost the answer
-    (timeout, connection reset), and AssemblyAI has no idempotency key. So a lost answer never pays
-    for a second transcription, whichever run sends the request next.
+    a re-upload of the same file (new upload URL) still reuses the transcript. A retry first looks for
+    a transcript the failed attempt created (``AssemblyAIClient.find_transcript``), so a lost answer
+    (timeout, connection reset) does not pay for a second transcription.
     """
     logger = get_run_logger()
     params = options.to_params(audio_url)
     with AssemblyAIClient(resolve_settings()) as client:
-        found = client.find_transcript(params)
-        if found is not None:
-            logger.warning("Transcript %s (status %s) of this upload with these options exists already (an earlier "
-                           "request's answer was lost): using it instead of submitting again",
-                           found.id, found.status.value)
-            return found.id
+        if task_run.run_count > 1:  # an earlier attempt's request may have created it and lost the answer
+            found = client.find_transcript(params)
+            if found is not None:
+                logger.warning("Transcript %s (status %s) was created by an earlier attempt whose answer was lost: "
+                               "using it instead of submitting again", found.id, found.status.value)
+                return found.id
         transcript = client.create_transcript(params)
     logger.info("Submitted transcript %s (status %s)", transcript.id, transcript.status.value)
     return transcript.id

@@ -43,10 +43,8 @@ def test_transient_upload_failures_are_retried_and_visible(prefect_harness, samp
 
 @pytest.mark.parametrize("status, error", [(400, BadRequestError), (401, AuthenticationError)])
 def test_permanent_errors_are_not_retried(prefect_harness, status, error, monkeypatch):
-    """A 400 or 401 on submit fails after exactly one create request, with the API's text (the
-    look-up before it finds no earlier transcript of this upload)."""
-    with StubServer({"GET /v2/transcript": [Canned(200, {"page_details": {}, "transcripts": []})],
-                     "POST /v2/transcript": [Canned(status, {"error": f"nope {status}"})]}) as stub:
+    """A 400 or 401 on submit fails after exactly one request, with the API's text."""
+    with StubServer({"POST /v2/transcript": [Canned(status, {"error": f"nope {status}"})]}) as stub:
         monkeypatch.setenv("ASSEMBLYAI_BASE_URL", stub.url)
 
         @flow
