@@ -130,7 +130,9 @@ def run_analysis(analysis: str, parameters: dict[str, Any]) -> BaseModel:
     return subflow(ANALYSES[analysis][1], **parameters)
 
 
-@flow(name="analyze-call", task_runner=ThreadPoolTaskRunner(max_workers=len(ANALYSES)))
+# The result is persisted so that the analyze-inbox run that started this run (or a later one, if
+# that run died) can read it from the result storage.
+@flow(name="analyze-call", task_runner=ThreadPoolTaskRunner(max_workers=len(ANALYSES)), persist_result=True)
 def analyze_call(
     audio: Annotated[str, Field(description="Local recording path or http(s) URL.")],
     results_dir: Annotated[str, Field(description="Folder for the JSON results.")] = "results",

@@ -1,88 +1,60 @@
 """Analyse every new recording in an inbox folder (and/or a list of URLs), for a scheduled deployment.
 
 inbox/ files (not subfolders, not hidden files) + ``urls`` → each checked and identified by content
-(``AudioSource.cache_key``: SHA-256 for files, the URL for URLs) → recordings in the ledger
-(``<results_dir>/inbox-ledger.json``) are skipped, even when renamed → ``analyze-call`` as a subflow
-for each new one, one after the other → the ledger is updated (atomically) after each success →
-``BatchReport`` (``<results_dir>/inbox-report.json`` + markdown artifact ``analyze-inbox``).
+(``AudioSource.cache_key``: SHA-256 for files, the URL for URLs) → each new one **claimed** in the
+ledger (``callflows.ledger``: a database table with an atomic claim, so overlapping runs and other
+machines never take the same recording) → one ``analyze-call`` flow run per claimed recording,
+at most ``max_in_flight`` at a time: a run of the ``analyze-call/analyze-call`` deployment
+(``run_deployment``: any worker of the pool takes it; it shows as a child of the inbox run, with its
+own logs, retries and Retry button) or, where that deployment does not exist, a subflow in this
+process → each outcome recorded in the ledger → ``BatchReport`` (``<results_dir>/inbox-report.json``
++ markdown artifact ``analyze-inbox``).
+
+A claim carries a lease that the waiting run renews; when a run dies (SIGKILL, lost machine), the
+next run takes its claims over once the lease has run out: an analyze-call run still going is waited
+for, a completed one is recorded from its persisted result, and only a failed or crashed one is
+run again (its upload and transcript come from the task cache, so nothing is paid twice).
 
 Final state: a recording that fails is reported (ERROR log line, ``failed`` row in the artifact and
-the report) and left out of the ledger, so the next scheduled run retries it; the others are kept.
-The run ends **Completed** when at least one recording was analysed or nothing needed analysing,
-and **Failed** (``InboxFailedError``, after the report is written) only when every recording it
-tried failed: that usually means a problem with the setup (server, key, model), not with a file.
+the report) and marked failed in the ledger, so the next scheduled run retries it; the others are
+kept. The run ends **Completed** when at least one recording was analysed or nothing needed
+analysing, and **Failed** (``InboxFailedError``, after the report is written) only when every
+recording it tried failed: that usually means a problem with the setup (server, key, model), not
+with a file.
 """
 from __future__ import annotations
 
-import os
-import tempfile
+import time
 from datetime import datetime, timezone
+from itertools import islice
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from prefect import flow, get_run_logger
-from pydantic import BaseModel, Field, ValidationError
+from prefect import flow, get_client, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import StateType
+from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectNotFound
+from prefect.futures import as_completed
+from prefect.runtime import flow_run as current_flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.transactions import CommitMode, transaction
+from pydantic import BaseModel, Field
 
 from callflows.audio import AudioSource, check_audio
 from callflows.errors import AudioInputError, CallflowsError, DamagedAudioError, InputError
+from callflows.ledger import Claim, Ledger
 from callflows.sentiment import DEFAULT_LLM_MODEL
-from flows.analyze import AnalysesFailedError, analyze_call, one_line
+from flows.analyze import AnalysesFailedError, CallAnalysis, analyze_call, one_line
 from flows.common import subflow
 from tasks.reports import publish_report
 
 ARTIFACT_KEY = "analyze-inbox"
-LEDGER_FILE = "inbox-ledger.json"
 REPORT_FILE = "inbox-report.json"
-
-
-# --- the ledger: recordings already analysed successfully ----------------------------------------
-
-class LedgerEntry(BaseModel):
-    """A recording analysed successfully (all three analyses)."""
-
-    audio: str = Field(..., description="the path or URL it was analysed under (a file may be renamed since)")
-    transcript_id: str
-    result_dir: str = Field(..., description="folder of its analysis.json")
-    analysed_at: datetime
-
-
-class Ledger(BaseModel):
-    """``inbox-ledger.json``: recording ``cache_key`` (``sha256:<hex>`` or ``url:<url>``) → entry."""
-
-    version: Literal[1] = 1
-    recordings: dict[str, LedgerEntry] = Field(default_factory=dict)
-
-
-def load_ledger(path: Path) -> Ledger:
-    """The ledger at ``path`` (an empty one when the file does not exist). Raises ``InputError`` for
-    a file that is not a valid ledger: analysing everything again could be expensive."""
-    if not path.exists():
-        return Ledger()
-    try:
-        return Ledger.model_validate_json(path.read_bytes())
-    except (ValidationError, OSError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else f"{exc.error_count()} validation error(s)"
-        raise InputError(f"the inbox ledger {str(path)!r} cannot be read ({reason}): restore it from a backup, or "
-                         f"delete it to analyse every recording in the inbox again") from None
-
-
-def record_in_ledger(path: Path, cache_key: str, entry: LedgerEntry) -> None:
-    """Add ``entry`` under ``cache_key`` to the ledger at ``path``: read again (keeps what another run
-    added meanwhile), then written to a temporary file in the same folder and renamed over it, so the
-    ledger is never half-written."""
-    ledger = load_ledger(path)
-    ledger.recordings[cache_key] = entry
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(ledger.model_dump_json(indent=2) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+ANALYZE_CALL_DEPLOYMENT = "analyze-call/analyze-call"
+MAX_IN_FLIGHT = 64
+CLAIM_LEASE_S = 600.0  # renewed while the run waits; a dead run's claims are free again after this
+POLL_INTERVAL_S = 2.0
 
 
 # --- the report ----------------------------------------------------------------------------------
@@ -97,6 +69,7 @@ class RecordingResult(BaseModel):
     result_dir: str | None = Field(None, description="folder of analysis.json (also for a partial failure)")
     cache_key: str | None = Field(None, description="sha256:<hex> or url:<url>; None when not audio")
     transcript_id: str | None = None
+    flow_run_id: str | None = Field(None, description="the analyze-call flow run (a child of the inbox run)")
 
 
 class BatchReport(BaseModel):
@@ -105,7 +78,7 @@ class BatchReport(BaseModel):
     inbox: str | None = Field(..., description="the inbox folder; None when it does not exist and URLs were given")
     urls: list[str]
     results_dir: str
-    ledger: str = Field(..., description="path of the ledger file")
+    ledger: str = Field(..., description="the ledger's database (without password)")
     recordings: list[RecordingResult] = Field(default_factory=list, description="in inbox order, then the URLs")
     started_at: datetime
     finished_at: datetime | None = None
@@ -136,13 +109,14 @@ class BatchReport(BaseModel):
         if not self.recordings:
             out.append("No recordings found.")
         else:
-            out += ["| recording | status | result folder | error or note |", "|---|---|---|---|"]
+            out += ["| recording | status | flow run | result folder | error or note |", "|---|---|---|---|---|"]
             for r in self.recordings:
                 status = "**failed**" if r.status == "failed" else r.status
                 folder = f"`{r.result_dir}`" if r.result_dir else "–"
-                out.append(f"| {_cell(r.audio)} | {status} | {folder} | {_cell(r.error or r.note or '')} |")
+                run = f"`{r.flow_run_id}`" if r.flow_run_id else "–"
+                out.append(f"| {_cell(r.audio)} | {status} | {run} | {folder} | {_cell(r.error or r.note or '')} |")
         if self.failed:
-            out += ["", "Failed recordings are not in the ledger: the next run retries them."]
+            out += ["", "Failed recordings are marked failed in the ledger: the next run retries them."]
         return "\n".join(out) + "\n"
 
 
@@ -200,51 +174,181 @@ def inbox_files(inbox: str, required: bool) -> list[Path] | None:
 
 # --- the flow ------------------------------------------------------------------------------------
 
-@flow(name="analyze-inbox")
+def _deployment_id(name: str | None) -> str | None:
+    """The id of the deployment ``name``, or None when there is none (a plain Python run or the CLI)."""
+    if not name:
+        return None
+    with get_client(sync_client=True) as client:
+        try:
+            return str(client.read_deployment_by_name(name).id)
+        except ObjectNotFound:
+            return None
+
+
+def _flow_run_state(flow_run_id: str):
+    with get_client(sync_client=True) as client:
+        try:
+            return client.read_flow_run(flow_run_id).state
+        except ObjectNotFound:
+            return None
+
+
+def _outcome(row: RecordingResult, state) -> RecordingResult:
+    """Fill ``row`` from the final ``state`` of its analyze-call flow run (its persisted result)."""
+    if state.type == StateType.COMPLETED:
+        try:
+            analysis = state.result()
+        except Exception as exc:  # noqa: BLE001 - e.g. result storage not shared with this machine
+            analysis = exc
+        if isinstance(analysis, CallAnalysis):
+            row.status, row.result_dir, row.transcript_id = "analysed", analysis.result_dir, analysis.transcript_id
+            return row
+    if state.type == StateType.FAILED:
+        exc = state.result(raise_on_failure=False)
+        if isinstance(exc, AnalysesFailedError):
+            row.result_dir, row.transcript_id = exc.analysis.result_dir, exc.analysis.transcript_id
+        row.status, row.error = "failed", one_line(exc) if isinstance(exc, BaseException) else state.message
+        return row
+    if state.type == StateType.COMPLETED:
+        row.status, row.error = "failed", (f"analyze-call completed but its result cannot be read ({one_line(analysis)}): "
+                                           f"share the result storage (CALLFLOWS_RESULT_STORAGE) with every worker")
+        return row
+    row.status, row.error = "failed", f"analyze-call run ended {state.name}: {state.message or 'no message'}"
+    return row
+
+
+@task(name="analyze-recording", task_run_name="{name}", cache_policy=NO_CACHE)
+def analyze_recording(name: str, row: RecordingResult, parameters: dict[str, Any], deployment_id: str | None,
+                      adopt_flow_run_id: str | None, results_dir: str, holder: str) -> RecordingResult:
+    """Analyse one claimed recording: a new ``analyze-call`` flow run (of the deployment, for any worker;
+    in this process when ``deployment_id`` is None), or the one a dead inbox run left
+    (``adopt_flow_run_id``); wait for it, renewing the claim; record the outcome in the ledger.
+
+    Returns ``row`` with the outcome (``analysed`` or ``failed``); never raises for the recording's own
+    failure, so one recording cannot stop the others.
+    """
+    logger = get_run_logger()
+    ledger = Ledger.open(results_dir)
+    key = row.cache_key
+    if deployment_id is None and adopt_flow_run_id is None:
+        ledger.started(key, holder, holder, CLAIM_LEASE_S)
+        try:
+            # Without EAGER, the cached results of the call's tasks (upload, transcript) would be
+            # committed only when this task ends: the call's own later steps would miss them.
+            with transaction(commit_mode=CommitMode.EAGER):
+                analysis = subflow(analyze_call.with_options(flow_run_name=name), **parameters)
+        except AnalysesFailedError as exc:
+            row.status, row.error = "failed", one_line(exc)
+            row.result_dir, row.transcript_id = exc.analysis.result_dir, exc.analysis.transcript_id
+        except Exception as exc:  # noqa: BLE001 - one recording failing must not stop the others
+            row.status, row.error = "failed", one_line(exc)
+        else:
+            row.status, row.result_dir, row.transcript_id = "analysed", analysis.result_dir, analysis.transcript_id
+    else:
+        if adopt_flow_run_id:
+            row.flow_run_id = adopt_flow_run_id
+            logger.info("%s: waiting for flow run %s, left by an earlier inbox run", name, adopt_flow_run_id)
+        else:
+            child = run_deployment(deployment_id, parameters=parameters, flow_run_name=name, timeout=0,
+                                   idempotency_key=f"{holder}:{key}")
+            row.flow_run_id = str(child.id)
+        ledger.started(key, holder, row.flow_run_id, CLAIM_LEASE_S)
+        renewed = time.monotonic()
+        while True:
+            state = _flow_run_state(row.flow_run_id)
+            if state is None:
+                row.status, row.error = "failed", f"flow run {row.flow_run_id} was deleted"
+                break
+            if state.is_final():
+                _outcome(row, state)
+                break
+            if time.monotonic() - renewed > CLAIM_LEASE_S / 4:
+                ledger.renew(key, holder, CLAIM_LEASE_S)
+                renewed = time.monotonic()
+            time.sleep(POLL_INTERVAL_S)
+    if not ledger.finish(key, holder, row.status, transcript_id=row.transcript_id, result_dir=row.result_dir,
+                         error=row.error):
+        logger.warning("%s: the claim was taken over by another inbox run meanwhile; its outcome is that run's "
+                       "to record", name)
+    if row.status == "failed":
+        logger.error("%s failed (the next run retries it): %s", row.audio, row.error)
+    return row
+
+
+def _held(claim: Claim) -> tuple[str, str | None]:
+    """For a claim another run holds: ``("adopt", flow run id)`` when its holder died and left an
+    analyze-call run going or finished, ``("rerun", None)`` when that run failed or never started,
+    ``("wait", None)`` when the holder is alive (its lease is current)."""
+    held = claim.recording
+    if not held.lease_expired():
+        return "wait", None
+    state = _flow_run_state(held.flow_run_id) if held.flow_run_id and held.flow_run_id != held.holder else None
+    if state is not None and (not state.is_final() or state.type == StateType.COMPLETED):
+        return "adopt", held.flow_run_id
+    return "rerun", None
+
+
+@flow(name="analyze-inbox", task_runner=ThreadPoolTaskRunner(max_workers=MAX_IN_FLIGHT))
 def analyze_inbox(
     inbox: Annotated[str, Field(description="Folder of recordings; files in subfolders and hidden files are "
                                 "ignored.")] = "inbox",
     urls: Annotated[list[str], Field(description="http(s) URLs of recordings to analyse too.")] = [],
-    results_dir: Annotated[str, Field(description="Folder for the results and the ledger "
-                                      "(inbox-ledger.json).")] = "results",
+    results_dir: Annotated[str, Field(description="Folder for the results (and the ledger, unless "
+                                      "CALLFLOWS_DATABASE_URL names a database).")] = "results",
     model: Annotated[str, Field(description="LLM Gateway model for the analyses.")] = DEFAULT_LLM_MODEL,
-    max_recordings: Annotated[int, Field(ge=1, le=1000, description="At most this many new recordings per run; "
+    max_recordings: Annotated[int, Field(ge=1, le=10000, description="At most this many new recordings per run; "
                                          "the rest wait for the next run.")] = 100,
+    max_in_flight: Annotated[int, Field(ge=1, le=MAX_IN_FLIGHT, description="At most this many analyze-call runs "
+                                        "at a time.")] = 4,
+    deployment: Annotated[str | None, Field(description="The analyze-call deployment to start runs of; when it does "
+                                            "not exist (or is empty), each call runs in this process.")]
+    = ANALYZE_CALL_DEPLOYMENT,
 ) -> BatchReport:
     """Analyse every new recording in ``inbox`` and every new URL in ``urls`` with ``analyze-call``
-    (sentiment, scorecard and segmentation, with their defaults), one recording after the other.
+    (sentiment, scorecard and segmentation, with their defaults), ``max_in_flight`` at a time.
 
     Args:
         inbox: folder of recordings; files in subfolders and hidden files are ignored.
         urls: http(s) URLs of recordings to analyse too.
-        results_dir: folder for the results and the ledger (``inbox-ledger.json``).
+        results_dir: folder for the results (and the ledger, unless ``CALLFLOWS_DATABASE_URL`` names a database).
         model: LLM Gateway model for the analyses.
         max_recordings: at most this many new recordings per run; the rest wait for the next run.
+        max_in_flight: at most this many analyze-call runs at a time.
+        deployment: the analyze-call deployment to start runs of; when it does not exist (or is empty),
+            each call runs in this process.
 
-    A recording is new when its content (SHA-256; for a URL, the URL) is not in the ledger
-    ``<results_dir>/inbox-ledger.json``, so a renamed file is not analysed again. Files that are not
-    audio (by their content) are skipped with a log line; a file with the same content as one before
-    it in this run is skipped too. A damaged audio file (a WAV cut short, with a corrupt header or
-    under the API's 160 ms) is reported as failed without any request. Each recording's results are in
+    A recording is new when its content (SHA-256; for a URL, the URL) has no row in the ledger
+    (``callflows.ledger``), so a renamed file is not analysed again; one that another inbox run is
+    analysing right now is skipped (``in progress``). Files that are not audio (by their content) are
+    skipped with a log line; a file with the same content as one before it in this run is skipped
+    too. A damaged audio file (a WAV cut short, with a corrupt header or under the API's 160 ms) is
+    reported as failed without any request. Each recording's results are in
     ``<results_dir>/<name>-<transcript id[:8]>/`` (see ``analyze-call``).
+
+    With the deployment, each recording is one flow run of it, a child of this run, taken by any
+    worker of its work pool: throughput grows with the workers (``make up WORKERS=N``).
 
     Returns a ``BatchReport`` (also written as ``<results_dir>/inbox-report.json`` and published as the
     artifact ``analyze-inbox``). An empty inbox is not an error.
 
     Raises ``InputError`` before any request: the inbox folder is missing (and no URLs were given) or
-    not a folder, a URL is not http(s), or the ledger cannot be read. Raises ``InboxFailedError``
+    not a folder, a URL is not http(s), or the ledger cannot be opened. Raises ``InboxFailedError``
     (the run ends Failed) when every recording it tried failed; when only some fail, the run ends
     Completed with each failure in the report, the artifact and an ERROR log line, and the failed
     recordings are retried by the next run.
     """
     logger = get_run_logger()
     started_at = datetime.now(timezone.utc)
+    holder = current_flow_run.id or f"local-{time.time_ns()}"
     url_sources = check_urls(urls)
     files = inbox_files(inbox, required=not url_sources)
     if files is None:
         logger.warning("Inbox folder %r does not exist: analysing the %d URL(s) only", inbox, len(url_sources))
-    ledger_path = Path(results_dir) / LEDGER_FILE
-    ledger = load_ledger(ledger_path)
+    ledger = Ledger.open(results_dir)
+    deployment_id = _deployment_id(deployment)
+    logger.info("Ledger: %s. Each call runs %s, at most %d at a time", ledger.describe(),
+                f"as a flow run of the deployment {deployment!r}" if deployment_id else "in this process",
+                max_in_flight)
 
     # (audio, source, why it is not audio, why it cannot be transcribed as it is)
     candidates: list[tuple[str, AudioSource | None, str | None, str | None]] = []
@@ -258,7 +362,7 @@ def analyze_inbox(
     candidates += [(s.value, s, None, None) for s in url_sources]
 
     rows: list[RecordingResult] = []
-    todo: list[tuple[RecordingResult, AudioSource]] = []
+    todo: list[tuple[RecordingResult, AudioSource, str | None]] = []  # (row, source, flow run to adopt)
     seen: dict[str, str] = {}
     for audio, source, not_audio, damaged in candidates:
         if damaged:
@@ -270,43 +374,60 @@ def analyze_inbox(
             continue
         key = source.cache_key
         row = RecordingResult(audio=audio, status="skipped", cache_key=key)
-        if key in ledger.recordings:
-            done = ledger.recordings[key]
-            row.note = f"already analysed as {done.audio} on {done.analysed_at:%Y-%m-%d %H:%M} UTC"
-            row.result_dir, row.transcript_id = done.result_dir, done.transcript_id
-        elif key in seen:
-            row.note = f"same recording as {seen[key]}"
-        elif len(todo) >= max_recordings:
-            row.note = f"over max_recordings={max_recordings}: left for the next run"
-        else:
-            seen[key] = audio
-            todo.append((row, source))
         rows.append(row)
+        if key in seen:
+            row.note = f"same recording as {seen[key]}"
+            continue
+        seen[key] = audio
+        if len(todo) >= max_recordings:
+            row.note = f"over max_recordings={max_recordings}: left for the next run"
+            continue
+        claim = ledger.claim(key, audio, holder, CLAIM_LEASE_S)
+        adopt = None
+        if claim.outcome == "held":
+            action, adopt = _held(claim)
+            if action == "wait":
+                row.note = (f"in progress: claimed by inbox run {claim.recording.holder}"
+                            + (f", flow run {claim.recording.flow_run_id}" if claim.recording.flow_run_id else ""))
+                row.flow_run_id = claim.recording.flow_run_id
+                continue
+            claim = ledger.take_over(claim.recording, audio, holder, CLAIM_LEASE_S)
+            if claim.outcome != "claimed":  # another run took it over first
+                row.note = f"in progress: claimed by inbox run {claim.recording.holder}"
+                continue
+        if claim.outcome == "analysed":
+            done = claim.recording
+            row.note = f"already analysed as {done.audio} on {done.updated:%Y-%m-%d %H:%M} UTC"
+            row.result_dir, row.transcript_id, row.flow_run_id = done.result_dir, done.transcript_id, done.flow_run_id
+            continue
+        todo.append((row, source, adopt))
     logger.info("%d recording(s) to analyse, %d skipped, %d damaged", len(todo),
                 sum(r.status == "skipped" for r in rows), sum(r.status == "failed" for r in rows))
     for row in rows:
         if row.status == "failed":
             logger.error("%s failed (fix the file; the next run tries it again): %s", row.audio, row.error)
 
-    for row, source in todo:
-        try:
-            analysis = subflow(analyze_call.with_options(flow_run_name=f"analyze-{source.name}"),
-                               audio=row.audio, results_dir=results_dir, model=model)
-        except AnalysesFailedError as exc:
-            row.status, row.error = "failed", one_line(exc)
-            row.result_dir, row.transcript_id = exc.analysis.result_dir, exc.analysis.transcript_id
-        except Exception as exc:  # noqa: BLE001 - one recording failing must not stop the others
-            row.status, row.error = "failed", one_line(exc)
-        else:
-            row.status, row.result_dir, row.transcript_id = "analysed", analysis.result_dir, analysis.transcript_id
-            record_in_ledger(ledger_path, source.cache_key, LedgerEntry(
-                audio=row.audio, transcript_id=analysis.transcript_id, result_dir=analysis.result_dir,
-                analysed_at=datetime.now(timezone.utc)))
-        if row.status == "failed":
-            logger.error("%s failed (the next run retries it): %s", row.audio, row.error)
+    def submit(item):
+        row, source, adopt = item
+        parameters = {"audio": row.audio, "results_dir": results_dir, "model": model}
+        return analyze_recording.submit(f"analyze-{source.name}", row, parameters, deployment_id, adopt,
+                                        results_dir, holder)
+
+    pending = iter(todo)  # at most max_in_flight submitted; the next one as each finishes
+    futures = {submit(item) for item in islice(pending, max_in_flight)}
+    outcomes: dict[str, RecordingResult] = {}
+    while futures:
+        future = next(as_completed(futures))
+        futures.remove(future)
+        outcome = future.result()
+        outcomes[outcome.cache_key] = outcome
+        if (item := next(pending, None)) is not None:
+            futures.add(submit(item))
+    todo_rows = {id(row) for row, _, _ in todo}
+    rows = [outcomes[r.cache_key] if id(r) in todo_rows else r for r in rows]
 
     report = BatchReport(inbox=None if files is None else inbox, urls=[s.value for s in url_sources],
-                         results_dir=results_dir, ledger=str(ledger_path), recordings=rows, started_at=started_at,
+                         results_dir=results_dir, ledger=ledger.describe(), recordings=rows, started_at=started_at,
                          finished_at=datetime.now(timezone.utc))
     publish_report(report, report.to_markdown(), str(Path(results_dir) / REPORT_FILE), ARTIFACT_KEY)
     if report.failed:

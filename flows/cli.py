@@ -3,6 +3,8 @@
     callflows local-api [--host H] [--port P] [--data-dir D] [--stt-model M] [--llm-model M]
     callflows analyze AUDIO [--out DIR] [--model M] [--prompt-template T] [--questions FILE]
                             [--speakers-expected N]
+    callflows analyze-inbox DIR [--out DIR] [--model M] [--max-in-flight N] [--max-recordings N]
+                                [--deployment NAME]
 
 ``analyze`` runs the analyze-call flow on one recording (sentiment, scorecard and segmentation,
 concurrently, on one transcript), prints the three reports and writes JSON results under DIR. Exit
@@ -10,6 +12,11 @@ code 0 when all three succeeded, 1 when one failed (the others are still printed
 failure is one ``callflows: error: <analysis> failed: <error>`` line on stderr) or the transcription
 failed, 2 for bad input (before any request). With no ASSEMBLYAI_API_KEY it uses the local server
 (started for the run, or already running) and says so in one line.
+
+``analyze-inbox`` runs the analyze-inbox flow on the folder DIR: every new recording analysed, at
+most N at a time (in this process, or as runs of ``--deployment`` when given and deployed), the
+batch report printed. Exit code 0 when nothing failed, 1 when a recording failed (the report names
+it), 2 for bad input.
 """
 from __future__ import annotations
 
@@ -50,6 +57,15 @@ def _parser() -> argparse.ArgumentParser:
                     help="JSON file with a list of {question, context, answer_format}")
     an.add_argument("--speakers-expected", type=int, default=None)
     an.add_argument("--max-tokens", type=int, default=None)
+    ib = sub.add_parser("analyze-inbox", help="analyse every new recording of a folder and print the batch report")
+    ib.add_argument("inbox", help="folder of recordings")
+    ib.add_argument("--out", default="results", help="folder for results and the ledger (default: results)")
+    ib.add_argument("--model", default=None, help="LLM Gateway model")
+    ib.add_argument("--max-in-flight", type=int, default=None, help="calls analysed at a time (default 4)")
+    ib.add_argument("--max-recordings", type=int, default=None, help="new recordings per run (default 100)")
+    ib.add_argument("--deployment", default=None,
+                    help="start runs of this analyze-call deployment (e.g. analyze-call/analyze-call) instead of "
+                         "analysing in this process; needs PREFECT_API_URL and a worker")
     return parser
 
 
@@ -62,14 +78,63 @@ def main(argv: list[str] | None = None) -> int:
         return local_api_main(argv[1:]) or 0
     args = _parser().parse_args(argv)
     home = project_env()
-    return analyze(args, home)
+    return analyze_inbox(args, home) if args.command == "analyze-inbox" else analyze(args, home)
+
+
+def _local_server(home: Path):
+    """Start (or reuse) the local server when no key is configured; None when the real API is used.
+    Raises ``RuntimeError`` when it cannot be started."""
+    from callflows.localserver import ensure_local_server
+    from callflows.settings import Settings
+
+    settings = Settings()
+    if settings.uses_local_api and not os.environ.get("CALLFLOWS_API_KEY_SECRET_BLOCK"):
+        server = ensure_local_server(settings.api_base_url, home / "logs" / "local_api.log")
+        print(f"{settings.describe()} ({'started for this run' if server.started_here else 'already running'}).",
+              flush=True)
+        return server
+    print(settings.describe(), flush=True)
+    return None
+
+
+def analyze_inbox(args: argparse.Namespace, home: Path) -> int:
+    from prefect.exceptions import ParameterTypeError
+
+    from callflows.errors import InputError
+    from flows.batch import InboxFailedError
+    from flows.batch import analyze_inbox as analyze_inbox_flow
+
+    kwargs = {"inbox": args.inbox, "results_dir": args.out, "deployment": args.deployment}
+    for name, value in (("model", args.model), ("max_in_flight", args.max_in_flight),
+                        ("max_recordings", args.max_recordings)):
+        if value is not None:
+            kwargs[name] = value
+    try:
+        server = _local_server(home)
+    except RuntimeError as exc:
+        print(f"callflows: error: {exc}", file=sys.stderr)
+        return 1
+    started = time.monotonic()
+    try:
+        report = analyze_inbox_flow(**kwargs)
+    except InboxFailedError as exc:
+        report = exc.report
+    except (InputError, ParameterTypeError) as exc:
+        print(f"callflows: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    finally:
+        if server is not None:
+            server.stop()
+    print()
+    print(report.to_markdown())
+    print(f"{report.summary()}; report written to {Path(args.out).resolve() / 'inbox-report.json'} "
+          f"({time.monotonic() - started:.0f} s).")
+    return 1 if report.failed else 0
 
 
 def analyze(args: argparse.Namespace, home: Path) -> int:
     from callflows.audio import check_audio
     from callflows.errors import CallflowsError, InputError
-    from callflows.localserver import ensure_local_server
-    from callflows.settings import Settings
 
     try:
         check_audio(args.audio)
@@ -78,18 +143,11 @@ def analyze(args: argparse.Namespace, home: Path) -> int:
         print(f"callflows: error: {exc}", file=sys.stderr)
         return 2
 
-    settings = Settings()
-    server = None
-    if settings.uses_local_api and not os.environ.get("CALLFLOWS_API_KEY_SECRET_BLOCK"):
-        try:
-            server = ensure_local_server(settings.api_base_url, home / "logs" / "local_api.log")
-        except RuntimeError as exc:
-            print(f"callflows: error: {exc}", file=sys.stderr)
-            return 1
-        print(f"{settings.describe()} ({'started for this run' if server.started_here else 'already running'}).",
-              flush=True)
-    else:
-        print(settings.describe(), flush=True)
+    try:
+        server = _local_server(home)
+    except RuntimeError as exc:
+        print(f"callflows: error: {exc}", file=sys.stderr)
+        return 1
 
     from prefect.exceptions import ParameterTypeError
 

@@ -2,7 +2,8 @@
 
 Each step is a cached, retryable task, so another analysis of the same call, or a rerun with a new
 prompt, makes no upload and no transcription request, and a crashed run resumes polling the same
-transcript id.
+transcript id. Submitting and waiting hold a slot of the ``assemblyai-transcripts`` global
+concurrency limit (``tasks.limits``), AssemblyAI's concurrent transcriptions per account.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from prefect import flow, get_run_logger
 from callflows.audio import AudioSource, check_audio, wav_channels
 from callflows.errors import InputError, NotFoundError, TranscriptFailedError
 from callflows.models import Transcript, TranscriptionOptions
+from tasks.limits import transcript_slot
 from tasks.transcription import submit_transcript, upload_audio, wait_for_transcript
 
 
@@ -67,5 +69,6 @@ def _transcribe(source: AudioSource, options: TranscriptionOptions, poll_timeout
         audio_url = upload_audio.with_options(refresh_cache=refresh)(source.value, source.sha256)
     else:
         audio_url = source.value
-    transcript_id = submit_transcript.with_options(refresh_cache=refresh)(audio_url, options, source.cache_key)
-    return wait_for_transcript.with_options(refresh_cache=refresh)(transcript_id, poll_timeout_s)
+    with transcript_slot():  # from the submission until the transcript is completed
+        transcript_id = submit_transcript.with_options(refresh_cache=refresh)(audio_url, options, source.cache_key)
+        return wait_for_transcript.with_options(refresh_cache=refresh)(transcript_id, poll_timeout_s)

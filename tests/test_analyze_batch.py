@@ -266,8 +266,8 @@ def _statuses(report):
 
 
 def test_inbox_analyses_new_recordings_skips_other_files_and_reports_the_failure(inbox_runs):
+    from callflows.ledger import Ledger
     from flows.analyze import CallAnalysis
-    from flows.batch import Ledger
 
     inbox, results, [(state, report, counts), _] = inbox_runs
     assert state.is_completed()  # one recording failed, two were analysed: the run is not Failed
@@ -277,21 +277,22 @@ def test_inbox_analyses_new_recordings_skips_other_files_and_reports_the_failure
     assert "looks cut short" in rows["broken.wav"].error and rows["broken.wav"].cache_key is None  # no request
     assert "does not look like audio" in rows["notes.txt"].note and rows["notes.txt"].cache_key is None
     assert counts.get("POST /v2/upload", 0) <= 2 and counts.get("POST /v2/transcript", 0) <= 2
-    ledger = Ledger.model_validate_json((results / "inbox-ledger.json").read_text())
-    assert set(ledger.recordings) == {rows["call-a.wav"].cache_key, rows["short.wav"].cache_key}
+    ledger = {r.cache_key: r for r in Ledger.open(results).all()}
+    assert set(ledger) == {rows["call-a.wav"].cache_key, rows["short.wav"].cache_key}
     for name in ("call-a.wav", "short.wav"):
-        entry = ledger.recordings[rows[name].cache_key]
+        entry = ledger[rows[name].cache_key]
+        assert entry.status == "analysed" and entry.holder == str(state.state_details.flow_run_id)
         assert entry.audio == str(inbox / name) and entry.result_dir == rows[name].result_dir
         analysis = CallAnalysis.model_validate_json((results.joinpath(entry.result_dir, "analysis.json")).read_text())
         assert analysis.ok and analysis.transcript_id == entry.transcript_id
     assert rows["short.wav"].transcript_id != rows["call-a.wav"].transcript_id
-    assert not list(results.glob(".*tmp"))  # the ledger was replaced atomically, no temporary file left
     names = sorted(run.name for _, run in _subflow_runs(state.state_details.flow_run_id))
     assert names == ["analyze-call-a", "analyze-short"]  # the subfolder was ignored, broken.wav never sent
 
 
 def test_second_inbox_run_skips_analysed_recordings_even_renamed_and_retries_the_failed_one(inbox_runs):
-    from flows.batch import BatchReport, Ledger
+    from callflows.ledger import Ledger
+    from flows.batch import BatchReport
 
     inbox, results, [(_, first, _), (state, report, counts)] = inbox_runs
     assert state.is_failed() and "every recording this run tried failed" in state.message  # the only one it tried
@@ -302,8 +303,8 @@ def test_second_inbox_run_skips_analysed_recordings_even_renamed_and_retries_the
     assert counts.get("POST /v2/upload", 0) == 0 and counts.get("POST /v2/transcript", 0) == 0
     assert counts.get("POST /v1/chat/completions", 0) == 0
     assert _subflow_runs(state.state_details.flow_run_id) == []  # broken.wav is refused before any request
-    ledger = Ledger.model_validate_json((results / "inbox-ledger.json").read_text())
-    assert set(ledger.recordings) == {r.cache_key for r in first.recordings if r.status == "analysed"}
+    analysed = {r.cache_key for r in Ledger.open(results).all() if r.status == "analysed"}
+    assert analysed == {r.cache_key for r in first.recordings if r.status == "analysed"}
     assert BatchReport.model_validate_json((results / "inbox-report.json").read_text()) == report
     markdown = _artifact("analyze-inbox", state.state_details.flow_run_id)
     assert "0 analysed, 3 skipped, 1 failed" in markdown and "| **failed** |" in markdown
@@ -324,7 +325,10 @@ def test_inbox_run_where_every_recording_fails_ends_failed(prefect_harness, loca
     assert row.audio == url and row.cache_key == f"url:{url}" and "Download error" in row.error
     assert info.value.report.inbox is None
     assert (tmp_path / "results" / "inbox-report.json").exists()
-    assert not (tmp_path / "results" / "inbox-ledger.json").exists()
+    from callflows.ledger import Ledger
+
+    [entry] = Ledger.open(tmp_path / "results").all()
+    assert entry.status == "failed" and "Download error" in entry.error
 
 
 def test_empty_inbox_is_not_an_error(prefect_harness, use_local_api, tmp_path):
@@ -349,11 +353,11 @@ def test_bad_inbox_input_fails_before_any_request(prefect_harness, use_local_api
              (dict(urls=["https://example.com/a.wav", "ftp://example.com/b.wav"]), AudioInputError,
               r"urls\[1\]: .*unsupported URL scheme"),
              (dict(urls=[str(sample_call)]), AudioInputError, r"urls\[0\] is .*not an http\(s\) URL"),
-             (dict(), InputError, "ledger .* cannot be read .*delete it")]
+             (dict(), InputError, "inbox-ledger.json.* cannot be read .*delete it")]
     inbox.mkdir()
     shutil.copy(sample_call, inbox / "call.wav")
     results.mkdir()
-    (results / "inbox-ledger.json").write_text("{not json")  # only the last case gets this far
+    (results / "inbox-ledger.json").write_text("{not json")  # an earlier ledger; only the last case gets this far
     for kwargs, error, match in cases:
         use_local_api.reset_request_counts()
         with pytest.raises(error, match=match):
