@@ -33,6 +33,7 @@ from flows.scorecard import sales_scorecard
 from flows.segmentation import call_segmentation
 from flows.sentiment import call_sentiment, check_questions
 from flows.transcribe import call_options, transcribe_call
+from tasks.common import RESULT_STORAGE
 from tasks.reports import publish_report
 
 ARTIFACT_KEY = "analyze-call"
@@ -132,7 +133,8 @@ def run_analysis(analysis: str, parameters: dict[str, Any]) -> BaseModel:
 
 # The result is persisted so that the analyze-inbox run that started this run (or a later one, if
 # that run died) can read it from the result storage.
-@flow(name="analyze-call", task_runner=ThreadPoolTaskRunner(max_workers=len(ANALYSES)), persist_result=True)
+@flow(name="analyze-call", task_runner=ThreadPoolTaskRunner(max_workers=len(ANALYSES)), persist_result=True,
+      result_storage=RESULT_STORAGE)
 def analyze_call(
     audio: Annotated[str, Field(description="Local recording path or http(s) URL.")],
     results_dir: Annotated[str, Field(description="Folder for the JSON results.")] = "results",

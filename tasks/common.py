@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger
@@ -26,6 +27,24 @@ RETRY_DELAYS_S = exponential_backoff(backoff_factor=float(os.environ.get("CALLFL
 RETRY_JITTER = 0.5
 MAX_RETRY_AFTER_S = 300.0
 SECRET_BLOCK_ENV = "CALLFLOWS_API_KEY_SECRET_BLOCK"
+RESULT_STORAGE_ENV = "CALLFLOWS_RESULT_STORAGE"
+
+
+def result_storage():
+    """Where cached task results (upload URLs, transcript ids, transcripts) and analyze-call results
+    are persisted: the folder ``$CALLFLOWS_RESULT_STORAGE`` (e.g. a mount every worker shares, at the
+    same path on each machine), or Prefect's default (``PREFECT_LOCAL_STORAGE_PATH``, under
+    ``$PREFECT_HOME/storage``; or ``PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK``, e.g. a saved
+    ``RemoteFileSystem`` block for an fsspec URL such as ``s3://bucket/callflows``) when unset."""
+    folder = os.environ.get(RESULT_STORAGE_ENV)
+    if not folder:
+        return None
+    from prefect.filesystems import LocalFileSystem
+
+    return LocalFileSystem(basepath=str(Path(folder).expanduser().resolve()))
+
+
+RESULT_STORAGE = result_storage()
 
 
 def resolve_settings() -> Settings:

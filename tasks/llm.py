@@ -5,7 +5,7 @@ from prefect import get_run_logger, task
 
 from callflows.client import LLMGatewayClient
 from callflows.models import ChatCompletion, ChatCompletionRequest, SpeakerIdentification, UnderstandingResponse
-from tasks.common import RETRYING, resolve_settings, says_when_retries_run_out
+from tasks.common import RESULT_STORAGE, RETRYING, resolve_settings, says_when_retries_run_out
 from tasks.limits import llm_gateway_slot
 
 
@@ -33,7 +33,8 @@ def _identify_key(context, parameters) -> str:
             f"{stable_hash([parameters['transcript_id'], identification.model_dump(exclude_none=True)])}")
 
 
-@task(name="identify_speakers", cache_key_fn=_identify_key, persist_result=True, **RETRYING)
+@task(name="identify_speakers", cache_key_fn=_identify_key, persist_result=True, result_storage=RESULT_STORAGE,
+      **RETRYING)
 @says_when_retries_run_out
 def identify_speakers(transcript_id: str, identification: SpeakerIdentification) -> UnderstandingResponse:
     """``POST /v1/understanding`` speaker identification (roles or names) on a transcript with speaker

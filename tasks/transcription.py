@@ -5,6 +5,9 @@ Caching (persisted results, reused across runs, flows and deployments):
 - ``submit_transcript``: by (audio content or URL, transcription options, account), so a rerun (e.g.
   with a new prompt) creates no new transcript, and a crashed run resumes polling the same id.
 - ``wait_for_transcript``: by transcript id (a completed transcript does not change).
+
+Results and cache keys are kept in ``tasks.common.RESULT_STORAGE`` (``$CALLFLOWS_RESULT_STORAGE``, a
+folder every worker shares), so workers on other machines reuse them too.
 """
 from __future__ import annotations
 
@@ -16,8 +19,8 @@ from prefect.runtime import task_run
 from callflows.client import AssemblyAIClient, check_transcript_id
 from callflows.errors import APIError, TranscriptFailedError, TranscriptTimeoutError
 from callflows.models import Transcript, TranscriptionOptions, TranscriptStatus
-from tasks.common import (HTTP_RETRIES, MAX_RETRY_AFTER_S, RETRYING, resolve_settings, says_when_retries_run_out,
-                          stable_hash)
+from tasks.common import (HTTP_RETRIES, MAX_RETRY_AFTER_S, RESULT_STORAGE, RETRYING, resolve_settings,
+                          says_when_retries_run_out, stable_hash)
 
 FIRST_POLL_INTERVAL_S = 1.0
 MAX_POLL_INTERVAL_S = 3.0  # the guides poll every 3 s; we start at 1 s, so short jobs are seen sooner
@@ -40,7 +43,7 @@ def _wait_key(context, parameters) -> str:
     return f"completed-{resolve_settings().account_fingerprint()}-{stable_hash(parameters['transcript_id'])}"
 
 
-@task(name="upload_audio", cache_key_fn=_upload_key, persist_result=True, **RETRYING)
+@task(name="upload_audio", cache_key_fn=_upload_key, persist_result=True, result_storage=RESULT_STORAGE, **RETRYING)
 @says_when_retries_run_out
 def upload_audio(path: str, sha256: str) -> str:
     """``POST /v2/upload`` the file at ``path`` (streamed from disk); return its ``upload_url``.
@@ -55,7 +58,8 @@ def upload_audio(path: str, sha256: str) -> str:
     return uploaded.upload_url
 
 
-@task(name="submit_transcript", cache_key_fn=_submit_key, persist_result=True, **RETRYING)
+@task(name="submit_transcript", cache_key_fn=_submit_key, persist_result=True, result_storage=RESULT_STORAGE,
+      **RETRYING)
 @says_when_retries_run_out
 def submit_transcript(audio_url: str, options: TranscriptionOptions, audio_key: str) -> str:
     """``POST /v2/transcript`` for ``audio_url`` with ``options``; return the transcript id.
@@ -79,7 +83,8 @@ def submit_transcript(audio_url: str, options: TranscriptionOptions, audio_key: 
     return transcript.id
 
 
-@task(name="wait_for_transcript", cache_key_fn=_wait_key, persist_result=True, **RETRYING)
+@task(name="wait_for_transcript", cache_key_fn=_wait_key, persist_result=True, result_storage=RESULT_STORAGE,
+      **RETRYING)
 @says_when_retries_run_out
 def wait_for_transcript(transcript_id: str, poll_timeout_s: float = 3600.0) -> Transcript:
     """Poll ``GET /v2/transcript/{id}`` until ``completed``; return the transcript.
