@@ -303,6 +303,8 @@ def analyze_inbox(
     deployment: Annotated[str | None, Field(description="The analyze-call deployment to start runs of; when it does "
                                             "not exist (or is empty), each call runs in this process.")]
     = ANALYZE_CALL_DEPLOYMENT,
+    max_tokens: Annotated[int | None, Field(ge=256, le=16000, description="LLM answer limit for each analysis; "
+                                            "empty: each analysis's default.")] = None,
 ) -> BatchReport:
     """Analyse every new recording in ``inbox`` and every new URL in ``urls`` with ``analyze-call``
     (sentiment, scorecard and segmentation, with their defaults), ``max_in_flight`` at a time.
@@ -316,6 +318,7 @@ def analyze_inbox(
         max_in_flight: at most this many analyze-call runs at a time.
         deployment: the analyze-call deployment to start runs of; when it does not exist (or is empty),
             each call runs in this process.
+        max_tokens: LLM answer limit for each analysis; empty: each analysis's default.
 
     A recording is new when its content (SHA-256; for a URL, the URL) has no row in the ledger
     (``callflows.ledger``), so a renamed file is not analysed again; one that another inbox run is
@@ -410,6 +413,8 @@ def analyze_inbox(
     def submit(item):
         row, source, adopt = item
         parameters = {"audio": row.audio, "results_dir": results_dir, "model": model}
+        if max_tokens is not None:
+            parameters["max_tokens"] = max_tokens
         return analyze_recording.submit(f"analyze-{source.name}", row, parameters, deployment_id, adopt,
                                         results_dir, holder)
 
