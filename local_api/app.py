@@ -27,6 +27,8 @@ Local-only routes (never need the key, never show it)::
     GET|POST|DELETE /_local/faults   scripted faults (status codes, delays) per route
     GET|POST|DELETE /_local/chaos    seeded random faults (429/500/502/503, resets, lost responses)
                                      and what was injected (local_api/faults.py)
+    GET|POST|DELETE /_local/latency  a latency profile: transcripts and LLM answers no faster than
+                                     X and Y s (local_api/latency.py)
     GET    /_local/docs         OpenAPI UI
 
 Behaviour choices (where AssemblyAI's is unknown or impossible offline):
@@ -66,6 +68,7 @@ import anyio
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
@@ -75,6 +78,7 @@ from .faults import (Chaos, Faults, FaultSpecError, fingerprint, hold_until_disc
                      status_response)
 from .gateway import GatewayError, LocalLLM, inject_transcript, model_list, parse_chat_request
 from .jobs import JobRunner
+from .latency import Latency
 from .store import UPLOAD_PATH_RE, EmptyUpload, Store, UploadTooLarge, new_id, now_iso, parse_id
 from .subtitles import to_srt, to_vtt
 from .transcripts import (STATUSES, ParamError, new_transcript, public, scrubbed,
@@ -318,6 +322,7 @@ def create_app(config: LocalApiConfig) -> FastAPI:
     counters = RequestCounters()
     faults = Faults()
     chaos = Chaos()
+    latency = Latency()
     llm_name: dict[str, str] = {}
     llm_holder: dict[str, LocalLLM] = {}
     llm_guard = threading.Lock()
@@ -387,7 +392,7 @@ def create_app(config: LocalApiConfig) -> FastAPI:
 
     def completed_transcript(transcript_id: str) -> dict:
         record = load_record(transcript_id)
-        t = record["transcript"]
+        t = latency.visible(record["transcript"], record["local"])
         if record["local"].get("deleted"):
             raise ApiError(400, "Transcript has been deleted")
         if t["status"] == "error":
@@ -432,6 +437,7 @@ def create_app(config: LocalApiConfig) -> FastAPI:
         match = UPLOAD_PATH_RE.search(urlsplit(params["audio_url"]).path)
         if match:
             local["upload_id"] = match.group(1).lower()
+        latency.on_create(local)
         store.save({"transcript": t, "local": local})
         runner.submit(tid)
         return public(t)
@@ -474,6 +480,12 @@ def create_app(config: LocalApiConfig) -> FastAPI:
         base = _base_url(request)
         extra = {k: v for k, v in (("status", status), ("created_on", created_on)) if v}
 
+        def seen_status(e) -> str:
+            if not latency.used or e.status != "completed":
+                return e.status
+            record = store.load(e.id)
+            return latency.visible(record["transcript"], record["local"])["status"] if record else e.status
+
         def page_url(**kw) -> str:
             return f"{base}/v2/transcript?" + urlencode({"limit": limit, **extra, **kw})
 
@@ -487,13 +499,14 @@ def create_app(config: LocalApiConfig) -> FastAPI:
             "page_details": {"limit": limit, "result_count": len(window), "current_url": str(request.url),
                              "prev_url": prev_url, "next_url": next_url},
             "transcripts": [{"id": e.id, "resource_url": f"{base}/v2/transcript/{e.id}",
-                             "status": e.status, "created": e.created, "completed": e.completed,
+                             "status": seen_status(e), "created": e.created, "completed": e.completed,
                              "audio_url": e.audio_url, "error": e.error} for e in window],
         }
 
     @app.get("/v2/transcript/{transcript_id}")
     async def get_transcript(transcript_id: str):
-        return public(load_record(transcript_id)["transcript"])
+        record = load_record(transcript_id)
+        return public(latency.visible(record["transcript"], record["local"]))
 
     @app.delete("/v2/transcript/{transcript_id}")
     async def delete_transcript(transcript_id: str):
@@ -557,10 +570,11 @@ def create_app(config: LocalApiConfig) -> FastAPI:
         record = store.load(transcript_id) if parse_id(transcript_id) else None
         if record is None or record["local"].get("deleted"):
             return None
-        return public(record["transcript"])
+        return public(latency.visible(record["transcript"], record["local"]))
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
+        arrived = time.monotonic()
         req = parse_chat_request(await _json_body(request, gateway=True))
         messages = req.messages
         if req.transcript_id is not None:
@@ -573,6 +587,7 @@ def create_app(config: LocalApiConfig) -> FastAPI:
             messages = inject_transcript(messages, t.get("text") or "")
         llm = local_llm()
         result = await anyio.to_thread.run_sync(llm.complete, req, messages)
+        await latency.hold_llm(arrived)
         return JSONResponse(result, headers={"X-Callflows-Served-By": llm.name})
 
     @app.get("/v1/models")
@@ -583,8 +598,11 @@ def create_app(config: LocalApiConfig) -> FastAPI:
     async def understanding(request: Request):
         from .understanding import understanding_response
 
+        arrived = time.monotonic()
         body = await _json_body(request, gateway=True)
-        return understanding_response(body, transcript_for_gateway)
+        response = understanding_response(body, transcript_for_gateway)
+        await latency.hold_llm(arrived)
+        return response
 
     @app.post("/v1/understanding/validate")
     async def understanding_validate(request: Request):
@@ -648,5 +666,20 @@ def create_app(config: LocalApiConfig) -> FastAPI:
     @app.delete("/_local/chaos")
     async def clear_chaos():
         return chaos.clear()
+
+    @app.get("/_local/latency")
+    async def get_latency():
+        return latency.report()
+
+    @app.post("/_local/latency")
+    async def set_latency(request: Request):
+        try:
+            return latency.configure(await _json_body(request))
+        except ValidationError as exc:
+            raise ApiError(422, f"latency profile: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
+
+    @app.delete("/_local/latency")
+    async def clear_latency():
+        return latency.clear()
 
     return app
