@@ -19,16 +19,18 @@ Local-only routes (never need the key, never show it)::
     GET    /_local/health
     GET    /_local/requests     {"counts": {"METHOD /route/template": n}, "status_codes": {...}, "total"}
                                 (every API request, errors included; /_local/* itself is not counted)
-    GET    /_local/requests/log {"requests": [{"route", "status", "start", "end"}]}: the newest 10,000
-                                requests' times (Unix time, s; from the first byte in to the last out)
+    GET    /_local/requests/log {"requests": [{"route", "status", "start", "end", "simulated_wait_s"}]}:
+                                the newest 10,000 requests' times (Unix time, s; from the first byte
+                                in to the last out) and the latency profile's wait in them (s, 0 if none)
     DELETE /_local/requests     reset the counters and the log
     GET    /_local/jobs         per-job timings (processing_ms …), newest first
     GET    /_local/jobs/{id}
     GET|POST|DELETE /_local/faults   scripted faults (status codes, delays) per route
     GET|POST|DELETE /_local/chaos    seeded random faults (429/500/502/503, resets, lost responses)
                                      and what was injected (local_api/faults.py)
-    GET|POST|DELETE /_local/latency  a latency profile: transcripts and LLM answers no faster than
-                                     X and Y s (local_api/latency.py)
+    GET|POST|DELETE /_local/latency  {"transcript_s": X, "llm_s": Y}: transcripts completed no sooner
+                                     than X s after creation, LLM answers no sooner than Y s after
+                                     the request (simulated waits; local_api/latency.py)
     GET    /_local/docs         OpenAPI UI
 
 Behaviour choices (where AssemblyAI's is unknown or impossible offline):
@@ -78,7 +80,7 @@ from .faults import (Chaos, Faults, FaultSpecError, fingerprint, hold_until_disc
                      status_response)
 from .gateway import GatewayError, LocalLLM, inject_transcript, model_list, parse_chat_request
 from .jobs import JobRunner
-from .latency import Latency
+from .latency import TIMING_SCOPE_KEY, Latency, profile_error
 from .store import UPLOAD_PATH_RE, EmptyUpload, Store, UploadTooLarge, new_id, now_iso, parse_id
 from .subtitles import to_srt, to_vtt
 from .transcripts import (STATUSES, ParamError, new_transcript, public, scrubbed,
@@ -122,13 +124,16 @@ class RequestCounters:
             self.log: deque[dict] = deque(maxlen=self.LOG_SIZE)
             self.since = now_iso()
 
-    def record(self, key: str, status: int | str, start: float | None = None, end: float | None = None) -> None:
-        """Count one request; ``start``/``end`` (Unix time, s) also go to the timing log."""
+    def record(self, key: str, status: int | str, start: float | None = None, end: float | None = None,
+               simulated_wait_s: float = 0.0) -> None:
+        """Count one request; ``start``/``end`` (Unix time, s) and the latency profile's simulated wait
+        within them (s) also go to the timing log."""
         with self._lock:
             self.counts[key] = self.counts.get(key, 0) + 1
             self.status_codes[str(status)] = self.status_codes.get(str(status), 0) + 1
             if start is not None and end is not None:
-                self.log.append({"route": key, "status": status, "start": round(start, 4), "end": round(end, 4)})
+                self.log.append({"route": key, "status": status, "start": round(start, 4), "end": round(end, 4),
+                                 "simulated_wait_s": round(simulated_wait_s, 4)})
 
     def timing_log(self) -> dict:
         with self._lock:
@@ -230,6 +235,7 @@ class LocalMiddleware:
         key = self.route_key(scope)
         status_seen: list[int | str] = [500]
         started = time.time()
+        timing = scope[TIMING_SCOPE_KEY] = {"arrived": time.monotonic(), "simulated_wait_s": 0.0}
 
         async def send_wrapper(message):
             if message["type"] == "http.response.start":
@@ -261,7 +267,7 @@ class LocalMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             if not scope.get("path", "").startswith("/_local"):
-                self.counters.record(key, status_seen[0], started, time.time())
+                self.counters.record(key, status_seen[0], started, time.time(), timing["simulated_wait_s"])
 
 
 # --------------------------------------------------------------------------------- helpers
@@ -309,7 +315,7 @@ def _validation_message(exc: RequestValidationError) -> str:
 def _job_view(record: dict) -> dict:
     t, local = record["transcript"], record["local"]
     keys = ("created", "started", "completed", "queue_ms", "processing_ms", "transcribe_ms",
-            "total_ms", "attempts", "interrupted", "stt_model", "deleted")
+            "total_ms", "attempts", "interrupted", "stt_model", "deleted", "latency_s")
     return {"id": t["id"], "status": t["status"], "audio_duration": t.get("audio_duration"),
             "error": t.get("error"), **{k: local.get(k) for k in keys}}
 
@@ -458,6 +464,13 @@ def create_app(config: LocalApiConfig) -> FastAPI:
         before_id, after_id = q.get("before_id") or None, q.get("after_id") or None
         entries = store.index()  # newest first
 
+        def seen_status(e) -> str:  # as the latency profile lets clients see it
+            if not e.latency_s or e.status != "completed":
+                return e.status
+            return latency.visible({"status": e.status}, {"created": e.created, "latency_s": e.latency_s})["status"]
+
+        seen = {e.id: seen_status(e) for e in entries}
+
         def ref_seq(name: str, value: str) -> int:
             tid = parse_id(value)
             for e in entries:
@@ -466,7 +479,7 @@ def create_app(config: LocalApiConfig) -> FastAPI:
             raise ApiError(400, LOOKUP_ERROR)
 
         filtered = [e for e in entries
-                    if (status is None or e.status == status)
+                    if (status is None or seen[e.id] == status)
                     and (created_on is None or e.created.startswith(created_on))
                     and not throttled_only]
         if before_id is not None:
@@ -479,12 +492,6 @@ def create_app(config: LocalApiConfig) -> FastAPI:
             window = filtered[:limit]
         base = _base_url(request)
         extra = {k: v for k, v in (("status", status), ("created_on", created_on)) if v}
-
-        def seen_status(e) -> str:
-            if not latency.used or e.status != "completed":
-                return e.status
-            record = store.load(e.id)
-            return latency.visible(record["transcript"], record["local"])["status"] if record else e.status
 
         def page_url(**kw) -> str:
             return f"{base}/v2/transcript?" + urlencode({"limit": limit, **extra, **kw})
@@ -499,7 +506,8 @@ def create_app(config: LocalApiConfig) -> FastAPI:
             "page_details": {"limit": limit, "result_count": len(window), "current_url": str(request.url),
                              "prev_url": prev_url, "next_url": next_url},
             "transcripts": [{"id": e.id, "resource_url": f"{base}/v2/transcript/{e.id}",
-                             "status": seen_status(e), "created": e.created, "completed": e.completed,
+                             "status": seen[e.id], "created": e.created,
+                             "completed": e.completed if seen[e.id] == e.status else None,
                              "audio_url": e.audio_url, "error": e.error} for e in window],
         }
 
@@ -514,8 +522,9 @@ def create_app(config: LocalApiConfig) -> FastAPI:
         t, local = record["transcript"], record["local"]
         if local.get("deleted"):
             return public(t)
-        if t["status"] in ("queued", "processing"):
-            raise ApiError(400, f"Transcript is still {t['status']}: delete it once its status is "
+        shown = latency.visible(t, local)["status"]
+        if shown in ("queued", "processing"):
+            raise ApiError(400, f"Transcript is still {shown}: delete it once its status is "
                                 "completed or error")
         upload_id = local.get("upload_id")
         if upload_id:
@@ -574,7 +583,7 @@ def create_app(config: LocalApiConfig) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
-        arrived = time.monotonic()
+        timing = request.scope.get(TIMING_SCOPE_KEY) or {"arrived": time.monotonic()}
         req = parse_chat_request(await _json_body(request, gateway=True))
         messages = req.messages
         if req.transcript_id is not None:
@@ -586,8 +595,8 @@ def create_app(config: LocalApiConfig) -> FastAPI:
                                         f"(status: {t['status']})")
             messages = inject_transcript(messages, t.get("text") or "")
         llm = local_llm()
-        result = await anyio.to_thread.run_sync(llm.complete, req, messages)
-        await latency.hold_llm(arrived)
+        result = await anyio.to_thread.run_sync(llm.complete, req, messages)  # holds the model's lock
+        timing["simulated_wait_s"] = await latency.hold_llm(timing["arrived"])  # holds nothing
         return JSONResponse(result, headers={"X-Callflows-Served-By": llm.name})
 
     @app.get("/v1/models")
@@ -598,10 +607,10 @@ def create_app(config: LocalApiConfig) -> FastAPI:
     async def understanding(request: Request):
         from .understanding import understanding_response
 
-        arrived = time.monotonic()
+        timing = request.scope.get(TIMING_SCOPE_KEY) or {"arrived": time.monotonic()}
         body = await _json_body(request, gateway=True)
         response = understanding_response(body, transcript_for_gateway)
-        await latency.hold_llm(arrived)
+        timing["simulated_wait_s"] = await latency.hold_llm(timing["arrived"])
         return response
 
     @app.post("/v1/understanding/validate")
@@ -673,10 +682,11 @@ def create_app(config: LocalApiConfig) -> FastAPI:
 
     @app.post("/_local/latency")
     async def set_latency(request: Request):
+        """Set the latency profile (local_api/latency.py); an invalid one is a 422 naming the field."""
         try:
             return latency.configure(await _json_body(request))
         except ValidationError as exc:
-            raise ApiError(422, f"latency profile: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
+            raise ApiError(422, f"latency profile: {profile_error(exc)}") from None
 
     @app.delete("/_local/latency")
     async def clear_latency():

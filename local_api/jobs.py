@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import requests
 
 from .config import LocalApiConfig
+from .latency import visible_at
 from .store import UPLOAD_PATH_RE, Store, now_iso
 from .transcripts import DOWNLOAD_ERROR, SERVER_ERROR, apply_result
 
@@ -289,11 +290,15 @@ class JobRunner:
     # ------------------------------------------------------------------ webhooks
     def _deliver_webhook(self, tid: str) -> None:
         """POST {"transcript_id","status"} like AssemblyAI: up to 10 attempts 10 s apart, stop on
-        2xx or 4xx; the last status code is stored in ``webhook_status_code``."""
+        2xx or 4xx; the last status code is stored in ``webhook_status_code``. A completed job with a
+        latency profile delay (local_api/latency.py) is announced no sooner than clients see it."""
         record = self.store.load(tid)
         if record is None:
             return
         t, local = record["transcript"], record["local"]
+        until = visible_at(local) if t["status"] == "completed" else None
+        if until is not None and self._stopping.wait(max(0.0, until - time.time())):
+            return
         headers = {}
         if t.get("webhook_auth_header_name") and local.get("webhook_auth_header_value") is not None:
             headers[t["webhook_auth_header_name"]] = local["webhook_auth_header_value"]

@@ -69,6 +69,7 @@ class IndexEntry:
     completed: str | None
     audio_url: str
     error: str | None
+    latency_s: float = 0.0  # the latency profile's delay for this transcript (local_api/latency.py)
 
 
 class Store:
@@ -173,6 +174,7 @@ class Store:
         self._index[t["id"]] = IndexEntry(
             id=t["id"], seq=seq, status=t["status"], created=local["created"],
             completed=local.get("completed"), audio_url=t.get("audio_url") or "", error=t.get("error"),
+            latency_s=float(local.get("latency_s") or 0),
         )
 
     def next_seq(self) -> int:
