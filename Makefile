@@ -56,22 +56,32 @@ local-api: setup-demo
 	$(BIN)/callflows local-api
 
 ## The stack in the background (pid files and logs in $(CALLFLOWS_HOME)): Prefect server with the UI on
-## http://127.0.0.1:4200, local API, work pool, the deployments of prefect.yaml and a worker.
+## http://127.0.0.1:4200, local API, work pool, the deployments of prefect.yaml and the workers.
+##   DB=sqlite (default) | postgres: the Prefect server's database; postgres also starts PostgreSQL
+##     (scripts/postgres.py, Debian's server, data in $(CALLFLOWS_HOME)/postgres, port CALLFLOWS_POSTGRES_PORT
+##     5433) and gives the flow runs CALLFLOWS_DATABASE_URL (the inbox ledger). Change it after `make down`.
+##   WORKERS=N (default 1): call workers, each running CALLFLOWS_WORKER_LIMIT (1) flow runs at a time, plus
+##     one worker for the analyze-inbox runs (queue `inbox`). Pool limit: CALLFLOWS_POOL_CONCURRENCY (N x limit + 1).
 ## Ports and home: CALLFLOWS_PREFECT_PORT, CALLFLOWS_LOCAL_API_URL, CALLFLOWS_HOME (see scripts/stack.py).
+## E.g. make up DB=postgres WORKERS=4
+DB ?= sqlite
+WORKERS ?= 1
 up: setup-demo
-	$(BIN)/python scripts/stack.py up
+	$(BIN)/python scripts/stack.py up --db $(DB) --workers $(WORKERS)
 
-## The same, serving the deployments from one process (python -m deployments.serve) instead of a worker.
+## The same, serving the deployments from one process (python -m deployments.serve) instead of workers.
 serve: setup-demo
-	$(BIN)/python scripts/stack.py up --serve
+	$(BIN)/python scripts/stack.py up --serve --db $(DB)
 
-## Stop the worker (or serve), the local API, then the Prefect server. Idempotent.
+## Stop the workers (or serve), the local API, the Prefect server, then PostgreSQL (DB=postgres). Idempotent.
 down:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python scripts/stack.py down; else echo "no $(VENV): nothing to stop"; fi
 
 status:
 	@$(BIN)/python scripts/stack.py status || [ $$? -eq 3 ]
 
+## Stop everything (PostgreSQL too, however started: scripts/postgres.py needs only python3), delete the state.
 clean:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python scripts/stack.py down; fi
+	@$(PYTHON) scripts/postgres.py stop
 	rm -rf $(VENV) $(CALLFLOWS_HOME) results

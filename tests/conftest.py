@@ -145,6 +145,69 @@ def prefect_harness():
         yield
 
 
+@dataclass
+class PostgresServer:
+    """A running PostgreSQL of ``scripts/postgres.py`` in a temporary CALLFLOWS_HOME. ``env`` (that
+    home and ``CALLFLOWS_POSTGRES_PORT``) makes the script and its URL functions find it. The URLs
+    hold the password: never print them."""
+
+    home: Path
+    port: int
+    # secrets: kept out of the repr, which pytest prints when a test using the fixture fails
+    env: dict[str, str] = field(repr=False)
+    callflows_url: str = field(repr=False)  # postgresql+psycopg://callflows:…@127.0.0.1:PORT/callflows
+    prefect_url: str = field(repr=False)  # postgresql+asyncpg://callflows:…@127.0.0.1:PORT/prefect
+    password: str = field(repr=False)
+
+
+def postgres_script(command: str, env: dict[str, str], timeout_s: float = 900):
+    """``python scripts/postgres.py COMMAND`` with ``env``; the CompletedProcess (text output)."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "postgres.py"), command], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout_s)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One real PostgreSQL for the session (``scripts/postgres.py start`` on a free port, ~5 s), with the
+    role ``callflows`` and the databases ``callflows`` and ``prefect``; stopped and deleted at the end.
+    Skipped only when Debian's server is not installed and cannot be (not root, or apt-get fails)."""
+    import shutil
+    import sys
+    from unittest import mock
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # scripts/ is not an installed package
+    from scripts import postgres
+
+    try:
+        postgres.ensure_installed()
+    except postgres.PostgresError as exc:
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    home = Path(tempfile.mkdtemp(prefix="callflows-pg-"))  # in /tmp: pytest's own tmp folder is 0700,
+    home.chmod(0o755)  # and the server's OS user must pass through
+    port = free_port()
+    env = {**os.environ, "CALLFLOWS_HOME": str(home), "CALLFLOWS_POSTGRES_PORT": str(port)}
+    try:
+        started = postgres_script("start", env)
+        assert started.returncode == 0, started.stdout + started.stderr
+        with mock.patch.dict(os.environ, {"CALLFLOWS_HOME": str(home), "CALLFLOWS_POSTGRES_PORT": str(port)}):
+            urls = postgres.callflows_database_url(), postgres.prefect_database_url()
+        yield PostgresServer(home=home, port=port, env=env, callflows_url=urls[0], prefect_url=urls[1],
+                             password=(home / "postgres" / "password").read_text().strip())
+    finally:
+        postgres_script("stop", env, timeout_s=120)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server) -> str:
+    """The SQLAlchemy URL (psycopg 3) of the session's PostgreSQL database ``callflows``."""
+    return postgres_server.callflows_url
+
+
 @pytest.fixture()
 def use_local_api(local_api, monkeypatch):
     """Point the flows' settings (environment, as in production) at the session's local server."""
