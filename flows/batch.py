@@ -45,7 +45,7 @@ from callflows.audio import AudioSource, check_audio
 from callflows.errors import AudioInputError, CallflowsError, DamagedAudioError, InputError
 from callflows.ledger import Claim, Ledger
 from callflows.sentiment import DEFAULT_LLM_MODEL
-from flows.analyze import AnalysesFailedError, CallAnalysis, analyze_call, one_line
+from flows.analyze import AnalysesFailedError, analyze_call, one_line
 from flows.common import subflow
 from tasks.reports import publish_report
 
@@ -194,18 +194,25 @@ def _flow_run_state(flow_run_id: str):
 
 
 def _outcome(row: RecordingResult, state) -> RecordingResult:
-    """Fill ``row`` from the final ``state`` of its analyze-call flow run (its persisted result)."""
+    """Fill ``row`` from the final ``state`` of its analyze-call flow run (its persisted result).
+
+    A worker loads the flow from its entrypoint file, so the result's classes come from a module
+    named ``analyze``, not ``flows.analyze``: the result is read by its fields, not by its class.
+    """
     if state.type == StateType.COMPLETED:
         try:
             analysis = state.result()
         except Exception as exc:  # noqa: BLE001 - e.g. result storage not shared with this machine
             analysis = exc
-        if isinstance(analysis, CallAnalysis):
+        if hasattr(analysis, "result_dir") and hasattr(analysis, "transcript_id"):
             row.status, row.result_dir, row.transcript_id = "analysed", analysis.result_dir, analysis.transcript_id
             return row
     if state.type == StateType.FAILED:
-        exc = state.result(raise_on_failure=False)
-        if isinstance(exc, AnalysesFailedError):
+        try:
+            exc = state.result(raise_on_failure=False)
+        except Exception as caught:  # noqa: BLE001 - the failure's details are unreadable here
+            exc = caught
+        if isinstance(exc, BaseException) and hasattr(getattr(exc, "analysis", None), "result_dir"):
             row.result_dir, row.transcript_id = exc.analysis.result_dir, exc.analysis.transcript_id
         row.status, row.error = "failed", one_line(exc) if isinstance(exc, BaseException) else state.message
         return row
@@ -219,10 +226,13 @@ def _outcome(row: RecordingResult, state) -> RecordingResult:
 
 @task(name="analyze-recording", task_run_name="{name}", cache_policy=NO_CACHE)
 def analyze_recording(name: str, row: RecordingResult, parameters: dict[str, Any], deployment_id: str | None,
-                      adopt_flow_run_id: str | None, results_dir: str, holder: str) -> RecordingResult:
+                      adopt_flow_run_id: str | None, results_dir: str, holder: str,
+                      call_timeout_s: float) -> RecordingResult:
     """Analyse one claimed recording: a new ``analyze-call`` flow run (of the deployment, for any worker;
     in this process when ``deployment_id`` is None), or the one a dead inbox run left
-    (``adopt_flow_run_id``); wait for it, renewing the claim; record the outcome in the ledger.
+    (``adopt_flow_run_id``); wait for it, renewing the claim, at most ``call_timeout_s`` (a run whose
+    worker was killed stays Running in Prefect: it is then reported failed, and the next inbox run
+    checks it again); record the outcome in the ledger.
 
     Returns ``row`` with the outcome (``analysed`` or ``failed``); never raises for the recording's own
     failure, so one recording cannot stop the others.
@@ -253,7 +263,7 @@ def analyze_recording(name: str, row: RecordingResult, parameters: dict[str, Any
                                    idempotency_key=f"{holder}:{key}")
             row.flow_run_id = str(child.id)
         ledger.started(key, holder, row.flow_run_id, CLAIM_LEASE_S)
-        renewed = time.monotonic()
+        renewed = waiting_since = time.monotonic()
         while True:
             state = _flow_run_state(row.flow_run_id)
             if state is None:
@@ -261,6 +271,11 @@ def analyze_recording(name: str, row: RecordingResult, parameters: dict[str, Any
                 break
             if state.is_final():
                 _outcome(row, state)
+                break
+            if time.monotonic() - waiting_since > call_timeout_s:
+                row.status, row.error = "failed", (
+                    f"flow run {row.flow_run_id} is still {state.name} after call_timeout_s={call_timeout_s:g}: its "
+                    f"worker may have died (mark it Crashed in the UI); the next inbox run checks it again")
                 break
             if time.monotonic() - renewed > CLAIM_LEASE_S / 4:
                 ledger.renew(key, holder, CLAIM_LEASE_S)
@@ -305,6 +320,8 @@ def analyze_inbox(
     = ANALYZE_CALL_DEPLOYMENT,
     max_tokens: Annotated[int | None, Field(ge=256, le=16000, description="LLM answer limit for each analysis; "
                                             "empty: each analysis's default.")] = None,
+    call_timeout_s: Annotated[float, Field(gt=0, description="Seconds to wait for one call's analyze-call run "
+                                           "before reporting it failed.")] = 7200.0,
 ) -> BatchReport:
     """Analyse every new recording in ``inbox`` and every new URL in ``urls`` with ``analyze-call``
     (sentiment, scorecard and segmentation, with their defaults), ``max_in_flight`` at a time.
@@ -319,6 +336,7 @@ def analyze_inbox(
         deployment: the analyze-call deployment to start runs of; when it does not exist (or is empty),
             each call runs in this process.
         max_tokens: LLM answer limit for each analysis; empty: each analysis's default.
+        call_timeout_s: seconds to wait for one call's analyze-call run before reporting it failed.
 
     A recording is new when its content (SHA-256; for a URL, the URL) has no row in the ledger
     (``callflows.ledger``), so a renamed file is not analysed again; one that another inbox run is
@@ -416,7 +434,7 @@ def analyze_inbox(
         if max_tokens is not None:
             parameters["max_tokens"] = max_tokens
         return analyze_recording.submit(f"analyze-{source.name}", row, parameters, deployment_id, adopt,
-                                        results_dir, holder)
+                                        results_dir, holder, call_timeout_s)
 
     pending = iter(todo)  # at most max_in_flight submitted; the next one as each finishes
     futures = {submit(item) for item in islice(pending, max_in_flight)}

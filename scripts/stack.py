@@ -17,8 +17,7 @@ command that started it) with a pid file under ``$CALLFLOWS_HOME/run/`` and a lo
    of that PostgreSQL (``PREFECT_API_DATABASE_CONNECTION_URL``). It gets
    ``PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS`` (default ``SLOT_WAIT_DEFAULT_S``,
    1 s instead of Prefect's 30 s: how long a client denied a global concurrency slot waits before
-   asking again). Then the global concurrency limits of ``tasks/limits.py`` and the zombie-run
-   automation of ``deployments/automations.py`` are created if missing;
+   asking again). Then the global concurrency limits of ``tasks/limits.py`` are created if missing;
 2. the local AssemblyAI-compatible server (``callflows local-api``) when no ``ASSEMBLYAI_API_KEY``
    is set; one already answering at ``$CALLFLOWS_LOCAL_API_URL`` is reused (and left running by
    ``down``);
@@ -33,10 +32,8 @@ command that started it) with a pid file under ``$CALLFLOWS_HOME/run/`` and a lo
    time: more workers is what adds throughput), plus one worker ``callflows-worker-inbox``
    (``worker-inbox``) on the ``inbox`` queue, without a limit: an analyze-inbox run waits for its
    analyze-call child runs and must not hold a call worker's slot (with one worker of limit 1 that
-   would deadlock). Then waits until every worker is online. The workers' flow runs send a heartbeat
-   every 30 s (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``), which the automation watches. With
-   ``--db postgres`` the workers (and their flow runs) get ``CALLFLOWS_DATABASE_URL``, the
-   ``callflows`` database (the inbox ledger).
+   would deadlock). Then waits until every worker is online. With ``--db postgres`` the workers (and
+   their flow runs) get ``CALLFLOWS_DATABASE_URL``, the ``callflows`` database (the inbox ledger).
 
 With ``--serve``, steps 3-5 are replaced by ``python -m deployments.serve`` (one process, no work
 pool). ``up`` then prints the UI address. If a step fails, what this ``up`` started is stopped again
@@ -411,15 +408,8 @@ def server_env(config: StackConfig, db: str) -> dict[str, str]:
 
 
 def flow_env(db: str) -> dict[str, str]:
-    """What the processes that run flows (workers, serve) get: heartbeats often enough for the zombie
-    automation (``deployments/automations.py``), and the project's database for ``--db postgres``."""
-    from deployments.automations import HEARTBEAT_FREQUENCY_S
-
-    env = {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": os.environ.get("PREFECT_FLOWS_HEARTBEAT_FREQUENCY",
-                                                               str(HEARTBEAT_FREQUENCY_S))}
-    if db == "postgres":
-        env[DATABASE_URL_ENV] = postgres.callflows_database_url()
-    return env
+    """What the processes that run flows (workers, serve) get: the project's database for ``--db postgres``."""
+    return {DATABASE_URL_ENV: postgres.callflows_database_url()} if db == "postgres" else {}
 
 
 def database_label(config: StackConfig, db: str) -> str:
@@ -462,9 +452,6 @@ def ensure_global_limits() -> None:
         kind = f"{limit}, decaying {decay:g} slot/s" if decay else f"{limit}"
         described.append(f"{name} {what}" + (f" ({kind})" if what == "created" else ""))
     print(f"Global concurrency limits: {'; '.join(described)}")
-    from deployments.automations import ZOMBIE_AUTOMATION, ensure_zombie_automation
-
-    print(f"Automation {ZOMBIE_AUTOMATION!r}: {ensure_zombie_automation()}")
 
 
 def start_local_api(config: StackConfig, started: list[str]) -> None:

@@ -281,6 +281,8 @@ def test_prefect_yaml_matches_serve(monkeypatch):
         assert y["tags"] == d.tags, name
         assert y["parameters"] == d.parameters, name
         assert y["work_pool"]["name"] == "callflows", name
+        # analyze-inbox waits for its analyze-call runs: its own queue and worker, not a call worker's slot
+        assert y["work_pool"]["work_queue_name"] == ("inbox" if name == "analyze-inbox" else "default"), name
         yaml_schedules = [(s["cron"], s["timezone"]) for s in y.get("schedules") or []]
         assert yaml_schedules == [(s.schedule.cron, s.schedule.timezone) for s in d.schedules], name
     assert from_yaml["analyze-inbox"]["schedules"] == [{"cron": "0 2 * * *", "timezone": "UTC", "active": True}]
@@ -432,8 +434,8 @@ def test_analyze_call_deployment(prefect_api, served, tmp_path):
 
 
 def test_analyze_inbox_deployment_analyses_new_recordings_once(prefect_api, served, local_api, tmp_path):
-    """analyze-inbox over an inbox with the sample call and a non-audio file: the call is analysed
-    (report and ledger written), the other file skipped; a second run skips the call and makes no API
+    """analyze-inbox over an inbox with the sample call and a non-audio file: the call is analysed by
+    a child run of the analyze-call deployment (report and ledger written), the other file skipped; a second run skips the call and makes no API
     request at all."""
     inbox, results = tmp_path / "inbox", tmp_path / "results"
     inbox.mkdir()
@@ -445,7 +447,12 @@ def test_analyze_inbox_deployment_analyses_new_recordings_once(prefect_api, serv
     report = json.loads((results / "inbox-report.json").read_text())
     status = {Path(r["audio"]).name: r["status"] for r in report["recordings"]}
     assert status == {"call-1.wav": "analysed", "notes.txt": "skipped"}
-    assert len(json.loads((results / "inbox-ledger.json").read_text())["recordings"]) == 1
+    from callflows.ledger import Ledger
+
+    [row] = Ledger.open(results).all()
+    assert row.status == "analysed" and row.flow_run_id == report["recordings"][0]["flow_run_id"]
+    [call] = prefect_api.run_tree(flow_run.id)[1:2]
+    assert prefect_api.flow_run(call).name == "analyze-call-1"  # a run of the analyze-call deployment
     assert len(list(results.glob("call-1-*/analysis.json"))) == 1
     assert "analyze-inbox" in {a.key for a in prefect_api.artifacts([flow_run.id])}
 
@@ -466,12 +473,15 @@ def stack(command: str, env: dict, timeout_s: float = 600) -> subprocess.Complet
 
 @pytest.mark.timeout(1200)
 def test_stack_up_runs_a_deployment_through_the_worker_then_down_leaves_nothing(tmp_path):
-    """``stack.py up`` on free ports in a temporary CALLFLOWS_HOME starts the Prefect server and the
-    local server (test models), creates the work pool, deploys prefect.yaml (schemas closed) and starts
-    a worker; a call-sentiment run (default audio, resolved in the project root by the pull step)
-    completes through the worker; ``down`` stops the worker, the local server and the Prefect server
-    in that order, leaves no process behind, and is idempotent."""
+    """``stack.py up`` on free ports in a temporary CALLFLOWS_HOME starts the Prefect server (global
+    concurrency limits created) and the local server (test models), creates the work pool (concurrency
+    limit 1 call worker × 1 + 1) with its ``default`` and ``inbox`` queues, deploys prefect.yaml
+    (schemas closed; analyze-inbox on ``inbox``) and starts a call worker and the inbox worker; a
+    call-sentiment run (default audio, resolved in the project root by the pull step) completes
+    through the worker; ``down`` stops the workers, the local server and the Prefect server in that
+    order, leaves no process behind, and is idempotent."""
     from conftest import TEST_LLM_MODEL, TEST_STT_MODEL
+    from tasks.limits import TRANSCRIPTS_LIMIT
 
     home = tmp_path / "callflows"
     port, local_api_url = free_port(), f"http://127.0.0.1:{free_port()}"
@@ -486,13 +496,23 @@ def test_stack_up_runs_a_deployment_through_the_worker_then_down_leaves_nothing(
         assert up.returncode == 0, up.stdout + up.stderr
         assert f"Prefect UI: http://127.0.0.1:{port}" in up.stdout and "make down" in up.stdout
         assert f"Local API: started at {local_api_url}" in up.stdout
+        assert f"Global concurrency limits: {TRANSCRIPTS_LIMIT} created" in up.stdout, up.stdout
         pids = {p.stem: int(p.read_text()) for p in (home / "run").glob("*.pid")}
-        assert sorted(pids) == ["local-api", "prefect-server", "worker"], pids
+        assert sorted(pids) == ["local-api", "prefect-server", "worker-1", "worker-inbox"], pids
         assert set(pids.values()) <= set(processes_with_env("CALLFLOWS_HOME", str(home)))
+        assert (home / "run" / "db").read_text().strip() == "sqlite"
         status = stack("status", env, timeout_s=120)
         assert status.returncode == 0, status.stdout + status.stderr
-        assert all(f"{name}" in line and "running (pid" in line for name, line in
-                   zip(["prefect-server", "local-api", "worker"], status.stdout.splitlines())), status.stdout
+        names = ["prefect-server", "local-api", "worker-1", "worker-inbox"]
+        assert all(line.startswith(name) and "running (pid" in line for name, line in
+                   zip(names, status.stdout.splitlines())), status.stdout
+        pool = api.get("/work_pools/callflows")
+        assert pool["concurrency_limit"] == 2, pool
+        assert api.deployment("analyze-inbox/analyze-inbox").work_queue_name == "inbox"
+        assert api.deployment("analyze-call/analyze-call").work_queue_name == "default"
+        workers = {w["name"] for w in api.post("/work_pools/callflows/workers/filter", {})
+                   if w["status"] == "ONLINE"}
+        assert {"callflows-worker-1", "callflows-worker-inbox"} <= workers, workers
 
         r = api.create_run("call-sentiment/call-sentiment", {"promt_template": "x"})
         assert r.status_code == 409 and "'promt_template' was unexpected" in r.text, r.text
@@ -507,8 +527,8 @@ def test_stack_up_runs_a_deployment_through_the_worker_then_down_leaves_nothing(
         down = stack("down", env, timeout_s=300)
         down_s = time.monotonic() - started
     assert down.returncode == 0, down.stdout + down.stderr
-    assert [line.split(":")[0] for line in down.stdout.splitlines()] == ["serve", "worker", "local-api",
-                                                                        "prefect-server"]
+    assert [line.split(":")[0] for line in down.stdout.splitlines()] == ["serve", "worker-1", "worker-inbox",
+                                                                        "local-api", "prefect-server"]
     assert all("stopped (pid" in line for line in down.stdout.splitlines()[1:]), down.stdout
     assert processes_with_env("CALLFLOWS_HOME", str(home)) == []
     assert list((home / "run").iterdir()) == []
