@@ -30,18 +30,14 @@ SECRET_BLOCK_ENV = "CALLFLOWS_API_KEY_SECRET_BLOCK"
 RESULT_STORAGE_ENV = "CALLFLOWS_RESULT_STORAGE"
 
 
-def result_storage():
+def result_storage() -> Path | None:
     """Where cached task results (upload URLs, transcript ids, transcripts) and analyze-call results
     are persisted: the folder ``$CALLFLOWS_RESULT_STORAGE`` (e.g. a mount every worker shares, at the
     same path on each machine), or Prefect's default (``PREFECT_LOCAL_STORAGE_PATH``, under
     ``$PREFECT_HOME/storage``; or ``PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK``, e.g. a saved
     ``RemoteFileSystem`` block for an fsspec URL such as ``s3://bucket/callflows``) when unset."""
     folder = os.environ.get(RESULT_STORAGE_ENV)
-    if not folder:
-        return None
-    from prefect.filesystems import LocalFileSystem
-
-    return LocalFileSystem(basepath=str(Path(folder).expanduser().resolve()))
+    return Path(folder).expanduser().resolve() if folder else None  # Prefect: a Path is a LocalFileSystem
 
 
 RESULT_STORAGE = result_storage()
