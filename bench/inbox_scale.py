@@ -128,8 +128,9 @@ class Stack:
         return requests.get(f"{self.local}/_local/latency", timeout=10).json()["llm_waited_s"]
 
     def engine_time(self, started: float, ended: float, waited_s: float) -> dict[str, float]:
-        """Seconds of real engine work between the two times: transcription jobs, and LLM requests
-        less ``waited_s`` of simulated waiting."""
+        """Seconds between the two times: transcription jobs' processing, and the LLM requests' time
+        less ``waited_s`` of simulated waiting (the model's work plus the wait for the model, which
+        serves one request at a time; concurrent requests add up)."""
         jobs = requests.get(f"{self.local}/_local/jobs", timeout=10).json()["jobs"]
         stt = sum((j.get("processing_ms") or 0.0) / 1000 for j in jobs
                   if j.get("started") and started <= _epoch(j["started"] + "+00:00") <= ended)
@@ -274,7 +275,7 @@ def table(one: dict, four: dict, res: dict | None, args) -> list[tuple[str, str,
         rows.append((f"{r['workers']} worker(s): per call wall / Prefect overhead / pickup (medians)",
                      f"{r['call_wall_s']:.1f} / {r['overhead_per_call_s']:.1f} / {r['pickup_s']:.1f} s",
                      f"critical path {args.transcript_s + 2 * args.llm_s:.0f} s", ""))
-        rows.append((f"{r['workers']} worker(s): engines' own time (transcription, LLM)",
+        rows.append((f"{r['workers']} worker(s): transcription jobs; LLM requests less the simulated wait (model + its queue)",
                      f"{r['engines']['transcription_s']:.0f} s, {r['engines']['llm_s']:.0f} s",
                      f"{r['wall_s']:.0f} s wall", ""))
     if res:
