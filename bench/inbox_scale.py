@@ -32,33 +32,20 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 import wave
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "samples" / "support_call.wav"
+from bench.run import LLM_ROUTES, ROOT, SAMPLE, free_port, iso_to_unix, log, write_clip
+
 PYTHON = sys.executable
 TEST_MODELS = {"CALLFLOWS_STT_MODEL": "tiny.en", "CALLFLOWS_LOCAL_LLM": "smollm2-135m"}
-LLM_ROUTES = ("POST /v1/chat/completions", "POST /v1/understanding")
-
-
-def log(message: str) -> None:
-    print(f"[{datetime.now():%H:%M:%S}] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_inbox(folder: Path, count: int, seed: int, clip_s: float) -> list[Path]:
@@ -66,19 +53,10 @@ def make_inbox(folder: Path, count: int, seed: int, clip_s: float) -> list[Path]
     offsets that differ per recording and per ``seed``."""
     folder.mkdir(parents=True, exist_ok=True)
     with wave.open(str(SAMPLE)) as w:
-        rate, params, total = w.getframerate(), w.getparams(), w.getnframes()
-        frames = w.readframes(total)
-    width = params.sampwidth * params.nchannels
-    paths = []
-    for i in range(count):
-        length = int((clip_s + (i % 5)) * rate)
-        start = int(((seed * 7.3 + i * 1.9) % max(1.0, total / rate - clip_s - 5)) * rate)
-        path = folder / f"call-{seed}-{i:02d}.wav"
-        with wave.open(str(path), "wb") as o:
-            o.setparams(params)
-            o.writeframes(frames[start * width:(start + length) * width])
-        paths.append(path)
-    return paths
+        total_s = w.getnframes() / w.getframerate()
+    span_s = max(1.0, total_s - clip_s - 5)
+    return [write_clip(SAMPLE, folder / f"call-{seed}-{i:02d}.wav", (seed * 7.3 + i * 1.9) % span_s, clip_s + i % 5)
+            for i in range(count)]
 
 
 class Stack:
@@ -133,7 +111,7 @@ class Stack:
         serves one request at a time; concurrent requests add up)."""
         jobs = requests.get(f"{self.local}/_local/jobs", timeout=10).json()["jobs"]
         stt = sum((j.get("processing_ms") or 0.0) / 1000 for j in jobs
-                  if j.get("started") and started <= _epoch(j["started"] + "+00:00") <= ended)
+                  if j.get("started") and started <= iso_to_unix(j["started"]) <= ended)
         entries = requests.get(f"{self.local}/_local/requests/log", timeout=30).json()["requests"]
         llm = sum(e["end"] - e["start"] for e in entries if e["route"] in LLM_ROUTES and started <= e["start"] <= ended)
         return {"transcription_s": stt, "llm_s": llm - waited_s}
@@ -166,14 +144,8 @@ class Stack:
         return self.post("/flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {"any_": [parent]}}})
 
 
-def _epoch(value: Any) -> float:
-    if isinstance(value, (int, float)):
-        return float(value)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-
-
 def _span(run: dict) -> float:
-    return _epoch(run["end_time"]) - _epoch(run["start_time"])
+    return iso_to_unix(run["end_time"]) - iso_to_unix(run["start_time"])
 
 
 def throughput(work: Path, workers: int, args) -> dict[str, Any]:
@@ -197,7 +169,7 @@ def throughput(work: Path, workers: int, args) -> dict[str, Any]:
     # the engines' time on a call's critical path: its transcription and half its 4 LLM requests
     per_call_engine = (engines["transcription_s"] + engines["llm_s"] / 2) / max(1, len(calls))
     overhead = [_span(c) - path_s - per_call_engine for c in completed]
-    pickup = [_epoch(c["start_time"]) - _epoch(c["created"]) for c in completed]
+    pickup = [iso_to_unix(c["start_time"]) - iso_to_unix(c["created"]) for c in completed]
     result = {"workers": workers, "state": run["state"]["type"], "wall_s": ended - started,
               "calls": len(calls), "completed": len(completed), "uploads": counts.get("POST /v2/upload", 0),
               "transcripts": counts.get("POST /v2/transcript", 0), "engines": engines,
@@ -255,7 +227,7 @@ def resilience(work: Path, args) -> dict[str, Any]:
         counts = stack.counts()
         results = list((work / "results-resilience").glob("call-3-*/analysis.json"))
         out["kill"] = {"first_state": run["state"]["type"], "lost_calls": len(lost),
-                       "first_run_ended_after_kill_s": _epoch(run["end_time"]) - killed_at,
+                       "first_run_ended_after_kill_s": iso_to_unix(run["end_time"]) - killed_at,
                        "second_state": again["state"]["type"], "second_run_calls": len(rerun),
                        "uploads": counts.get("POST /v2/upload", 0), "transcripts": counts.get("POST /v2/transcript", 0),
                        "results_on_disk": len(results)}
