@@ -27,11 +27,11 @@ from prefect.concurrency.sync import concurrency, rate_limit
 TRANSCRIPTS_LIMIT = "assemblyai-transcripts"
 LLM_GATEWAY_LIMIT = "assemblyai-llm-gateway"
 
+_LLM_GATEWAY_RPM = int(os.environ.get("CALLFLOWS_LLM_GATEWAY_RPM", "30"))
 # name → (limit, slot_decay_per_second): 0 decay is a concurrency limit, > 0 a rate limit
 DEFAULT_LIMITS: dict[str, tuple[int, float]] = {
     TRANSCRIPTS_LIMIT: (int(os.environ.get("CALLFLOWS_TRANSCRIPTS_LIMIT", "200")), 0.0),
-    LLM_GATEWAY_LIMIT: (int(os.environ.get("CALLFLOWS_LLM_GATEWAY_RPM", "30")),
-                        int(os.environ.get("CALLFLOWS_LLM_GATEWAY_RPM", "30")) / 60.0),
+    LLM_GATEWAY_LIMIT: (_LLM_GATEWAY_RPM, _LLM_GATEWAY_RPM / 60.0),
 }
 TRANSCRIPT_LEASE_S = 60.0
 LOOKUP_TTL_S = 60.0
