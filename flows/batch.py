@@ -206,7 +206,11 @@ def _outcome(row: RecordingResult, state) -> RecordingResult:
             analysis = exc
         if hasattr(analysis, "result_dir") and hasattr(analysis, "transcript_id"):
             row.status, row.result_dir, row.transcript_id = "analysed", analysis.result_dir, analysis.transcript_id
-            return row
+        else:
+            row.status, row.error = "failed", (f"analyze-call completed but its result cannot be read "
+                                               f"({one_line(analysis)}): share the result storage "
+                                               f"(CALLFLOWS_RESULT_STORAGE) with every worker")
+        return row
     if state.type == StateType.FAILED:
         try:
             exc = state.result(raise_on_failure=False)
@@ -216,17 +220,13 @@ def _outcome(row: RecordingResult, state) -> RecordingResult:
             row.result_dir, row.transcript_id = exc.analysis.result_dir, exc.analysis.transcript_id
         row.status, row.error = "failed", one_line(exc) if isinstance(exc, BaseException) else state.message
         return row
-    if state.type == StateType.COMPLETED:
-        row.status, row.error = "failed", (f"analyze-call completed but its result cannot be read ({one_line(analysis)}): "
-                                           f"share the result storage (CALLFLOWS_RESULT_STORAGE) with every worker")
-        return row
     row.status, row.error = "failed", f"analyze-call run ended {state.name}: {state.message or 'no message'}"
     return row
 
 
 @task(name="analyze-recording", task_run_name="{name}", cache_policy=NO_CACHE)
 def analyze_recording(name: str, row: RecordingResult, parameters: dict[str, Any], deployment_id: str | None,
-                      adopt_flow_run_id: str | None, results_dir: str, holder: str,
+                      adopt_flow_run_id: str | None, ledger: Ledger, holder: str,
                       call_timeout_s: float) -> RecordingResult:
     """Analyse one claimed recording: a new ``analyze-call`` flow run (of the deployment, for any worker;
     in this process when ``deployment_id`` is None), or the one a dead inbox run left
@@ -238,7 +238,6 @@ def analyze_recording(name: str, row: RecordingResult, parameters: dict[str, Any
     failure, so one recording cannot stop the others.
     """
     logger = get_run_logger()
-    ledger = Ledger.open(results_dir)
     key = row.cache_key
     if deployment_id is None and adopt_flow_run_id is None:
         ledger.started(key, holder, holder, CLAIM_LEASE_S)
@@ -434,7 +433,7 @@ def analyze_inbox(
         if max_tokens is not None:
             parameters["max_tokens"] = max_tokens
         return analyze_recording.submit(f"analyze-{source.name}", row, parameters, deployment_id, adopt,
-                                        results_dir, holder, call_timeout_s)
+                                        ledger, holder, call_timeout_s)
 
     pending = iter(todo)  # at most max_in_flight submitted; the next one as each finishes
     futures = {submit(item) for item in islice(pending, max_in_flight)}
