@@ -4,11 +4,13 @@ Each script does what its guide does, with ``requests`` and no orchestration:
 
 1. "Analyze the sentiment of a customer call using LLM Gateway"
    (https://www.assemblyai.com/docs/guides/call-sentiment-analysis): upload, ``POST /v2/transcript``
-   with ``sentiment_analysis``, poll every 3 s, then one ``POST /v1/chat/completions`` per question
-   with the transcript text after the question.
+   with ``sentiment_analysis``, poll every 3 s, then one ``POST /v1/chat/completions`` for all the
+   questions, with ``transcript_id`` and the ``{{ transcript }}`` tag (the gateway puts the
+   transcript's text in its place).
 2. The sales-call scorecard example: upload, transcript with ``speaker_labels`` and
-   ``sentiment_analysis``, poll every 3 s, ``POST /v1/understanding`` (speaker roles), then one
-   chat request with the scorecard prompt and the speaker-labelled transcript after it.
+   ``sentiment_analysis``, poll every 3 s, ``POST /v1/understanding`` (speaker roles), the talk/listen
+   ratio per speaker from the utterances, then one chat request with the scorecard prompt (with the
+   ratios) and the speaker-labelled transcript after it.
 3. "Segment a phone call using LLM Gateway": upload, transcript, poll every 3 s,
    ``GET /v2/transcript/{id}/vtt``, then one chat request with the phases and the VTT.
 
@@ -48,9 +50,9 @@ def _transcribe(session: requests.Session, base: str, path: str, options: dict[s
         time.sleep(POLL_INTERVAL_S)
 
 
-def _chat(session: requests.Session, gateway: str, content: str) -> str:
+def _chat(session: requests.Session, gateway: str, content: str, **extra: Any) -> str:
     response = session.post(f"{gateway}/v1/chat/completions", timeout=1800, json={
-        "model": LLM_MODEL, "messages": [{"role": "user", "content": content}], "max_tokens": MAX_TOKENS})
+        "model": LLM_MODEL, "messages": [{"role": "user", "content": content}], "max_tokens": MAX_TOKENS, **extra})
     response.raise_for_status()
     return response.json()["choices"][0]["message"]["content"]
 
@@ -64,13 +66,12 @@ def _speaker_text(transcript: dict[str, Any], names: dict[str, str] | None = Non
 def sentiment_script(session: requests.Session, base: str, gateway: str, path: str,
                      questions: list[dict[str, str]]) -> list[str]:
     transcript = _transcribe(session, base, path, {"sentiment_analysis": True})
-    answers = []
-    for q in questions:  # one LLM request per question, the whole transcript each time
-        prompt = (f"You are an expert at analyzing call transcripts. Answer this question about the call.\n"
-                  f"Question: {q['question']}\nContext: {q.get('context') or ''}\n"
-                  f"Answer format: {q.get('answer_format') or 'a short sentence'}")
-        answers.append(_chat(session, gateway, f"{prompt}\n\nTranscript: {transcript['text']}"))
-    return answers
+    asked = "\n\n".join(f"Question: {q['question']}\nContext: {q.get('context') or ''}\n"
+                         f"Answer Format: {q.get('answer_format') or ''}" for q in questions)
+    prompt = (f"You are an expert at analyzing call transcripts. Given the series of questions below, answer "
+              f"them accurately and concisely. When context or an answer format is provided, use it to guide "
+              f"your answers.\n\nTranscript: {{{{ transcript }}}}\n\nQuestions:\n{asked}")
+    return [_chat(session, gateway, prompt, transcript_id=transcript["id"])]
 
 
 def scorecard_script(session: requests.Session, base: str, gateway: str, path: str,
@@ -83,8 +84,15 @@ def scorecard_script(session: requests.Session, base: str, gateway: str, path: s
     response.raise_for_status()
     understood = response.json()["speech_understanding"]["response"]["speaker_identification"]
     names = understood.get("mapping") or {}
-    prompt = (f"You are a sales coach. Score the {roles[0]} on this call for each criterion "
-              f"({'; '.join(rubric)}), then give a short summary and three coaching suggestions.")
+    talk: dict[str, float] = {}
+    for u in transcript.get("utterances") or []:  # the example's talk/listen ratio: speech time per speaker
+        speaker = names.get(u["speaker"], u["speaker"])
+        talk[speaker] = talk.get(speaker, 0.0) + (u["end"] - u["start"]) / 1000
+    total = sum(talk.values()) or 1.0
+    ratios = "\n".join(f"{speaker}: {seconds:.0f} s, {seconds / total:.0%} of the talk time"
+                       for speaker, seconds in talk.items())
+    prompt = (f"You are a sales coach. Talk/listen ratio:\n{ratios}\n\nScore the {roles[0]} on this call for "
+              f"each criterion ({'; '.join(rubric)}), then give a short summary and three coaching suggestions.")
     return _chat(session, gateway, f"{prompt}\n\nTranscript:\n{_speaker_text(transcript, names)}")
 
 

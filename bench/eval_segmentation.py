@@ -188,7 +188,7 @@ def main() -> int:
                 rows.append(row)
                 print(f"{sid}: {timeline.audio_duration_s:.1f} s, {len(timeline.phases)} phases, time in the right "
                       f"phase {row['time_accuracy']:.1%}, boundary errors {row['boundary_error_s']} missing "
-                      f"{row['missing']}, {len(timeline.repairs)} repairs, captions {timeline.timings_s['captions']:.2f} s,"
+                      f"{row['missing']}, {len(timeline.repairs)} repairs,"
                       f" LLM {timeline.timings_s.get('llm', 0):.1f} s"
                       + (f" | guide way: valid as returned {row['guide'].get('valid_as_returned')}, "
                          f"time accuracy {row['guide'].get('time_accuracy')}" if args.guide else ""), flush=True)
@@ -201,7 +201,6 @@ def main() -> int:
         summary = {"calls": n, "mean_time_accuracy": round(sum(r["time_accuracy"] for r in rows) / n, 4),
                    "mean_boundary_error_s": round(sum(errors) / len(errors), 2) if errors else None,
                    "boundaries_missing": sum(len(r["missing"]) for r in rows),
-                   "mean_captions_s": round(sum(r["timings_s"]["captions"] for r in rows) / n, 3),
                    "mean_llm_s": round(sum(r["timings_s"].get("llm", 0) for r in rows) / n, 1),
                    "calls_repaired": sum(bool(r["repairs"]) for r in rows),
                    "equal_quarters_mean_time_accuracy": round(sum(r["equal_quarters"]["time_accuracy"] for r in rows)

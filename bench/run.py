@@ -407,25 +407,26 @@ class Bench:
         from callflows.models import Transcript
         from callflows.prompts import load_template, render
         from callflows.scorecard import DEFAULT_RUBRIC, DEFAULT_ROLES
-        from callflows.segmentation import DEFAULT_PHASES, assign_speakers, parse_vtt
+        from callflows.captions import transcript_captions
+        from callflows.scorecard import prompt_context as scorecard_context
+        from callflows.segmentation import DEFAULT_PHASES, check_phase_names
         from callflows.segmentation import prompt_context as segmentation_context
-        from callflows.sentiment import DEFAULT_QUESTIONS, sentence_sentiments, speaker_lines
+        from callflows.sentiment import DEFAULT_QUESTIONS, sentence_sentiments
         from callflows.sentiment import prompt_context as sentiment_context
-        from flows.scorecard import prompt_context as scorecard_context
         from local_api.config import load_config, resolve_llm_model
         from local_api.engines.llm import LocalLLM
 
         transcript = Transcript.model_validate(self.transcript)
         sentences = sentence_sentiments(transcript)
-        lines = speaker_lines(transcript)
-        sentiment = render(load_template("sentiment"), sentiment_context(lines, DEFAULT_QUESTIONS, sentences))
-        rerun = render(load_template("sentiment"), sentiment_context(lines, DEFAULT_QUESTIONS[:2], sentences))
+        captions = transcript_captions(transcript, self.vtt)
+        sentiment = render(load_template("sentiment"), sentiment_context(captions, DEFAULT_QUESTIONS, sentences))
+        rerun = render(load_template("sentiment"), sentiment_context(captions, DEFAULT_QUESTIONS[:2], sentences))
         metrics = conversation_metrics(transcript.utterances, transcript.sentiment_analysis_results or [],
                                        int((transcript.audio_duration or 0) * 1000) or None)
         scorecard = render(load_template("scorecard"), scorecard_context(
-            transcript, {"A": DEFAULT_ROLES[0], "B": DEFAULT_ROLES[1]}, DEFAULT_ROLES, metrics, 0.4, DEFAULT_RUBRIC))
-        captions = assign_speakers(parse_vtt(self.vtt), transcript.utterances)
-        segmentation = render(load_template("segmentation"), segmentation_context(captions, DEFAULT_PHASES))
+            captions, {"A": DEFAULT_ROLES[0], "B": DEFAULT_ROLES[1]}, DEFAULT_ROLES, metrics, 0.4, DEFAULT_RUBRIC))
+        segmentation = render(load_template("segmentation"),
+                              segmentation_context(captions, check_phase_names(DEFAULT_PHASES)))
 
         def msgs(prompt: str) -> list[dict]:
             return [{"role": "user", "content": prompt}]

@@ -21,7 +21,8 @@ from urllib.parse import urlparse
 
 import filetype
 
-from callflows.errors import AudioInputError, DamagedAudioError
+from callflows.errors import AudioInputError, DamagedAudioError, InputError
+from callflows.models import TranscriptionOptions
 
 SUPPORTED_HINT = "wav, mp3, m4a, flac, ogg, opus, webm, aac, amr, aiff, mp4, mov, mkv"
 MIN_DURATION_MS = 160  # AssemblyAI refuses shorter audio: "Audio duration is too short."
@@ -235,3 +236,22 @@ def wav_channels(source: AudioSource) -> int | None:
     """Number of channels of a local WAV file (read from its header by ``check_audio``), or None when
     the source is a URL or not a WAV (the API then decides)."""
     return source.channels if source.kind == "file" else None
+
+
+def call_options(source: AudioSource, multichannel: bool | None,
+                 speakers_expected: int | None) -> TranscriptionOptions:
+    """Transcription options shared by the analyses, so they reuse one cached transcript:
+    ``multichannel`` (one speaker per channel) for stereo WAV input unless ``multichannel=False``,
+    otherwise ``speaker_labels`` (with ``speakers_expected``); ``sentiment_analysis`` always.
+
+    Raises ``InputError`` (before any request) for ``multichannel=True`` on a mono WAV file.
+    """
+    channels = wav_channels(source)
+    if multichannel is None:
+        multichannel = bool(channels and channels >= 2)
+    elif multichannel and channels == 1:
+        raise InputError(f"multichannel=True but {source.value!r} is mono (1 channel): pass a stereo recording with "
+                         f"one speaker per channel, or leave multichannel off to use speaker labels")
+    if multichannel:
+        return TranscriptionOptions(multichannel=True, sentiment_analysis=True)
+    return TranscriptionOptions(speaker_labels=True, sentiment_analysis=True, speakers_expected=speakers_expected)

@@ -211,12 +211,20 @@ class ChatChoice(APIModel):
     tool_calls: list[ToolCall] | None = None  # older docs put tool calls here
 
 
+class PromptTokensDetails(APIModel):
+    """``usage.prompt_tokens_details`` (OpenAI's shape): ``cached_tokens`` of the prompt were reused
+    from an earlier request's evaluated prefix instead of evaluated again."""
+
+    cached_tokens: int | None = None
+
+
 class ChatUsage(APIModel):
     input_tokens: int | None = None
     output_tokens: int | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     total_tokens: int | None = None
+    prompt_tokens_details: PromptTokensDetails | None = None
 
 
 class ChatCompletion(APIModel):

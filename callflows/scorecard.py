@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import AfterValidator, BaseModel, Field, create_model
 
+from callflows.captions import EXAMPLE_CAPTIONS, Caption, block_context
 from callflows.errors import InputError
-from callflows.metrics import ConversationMetrics
-from callflows.sentiment import LLMUsage
+from callflows.llm import LLMUsage
+from callflows.metrics import ConversationMetrics, conversation_metrics
+from callflows.models import Transcript, Utterance
 
 DEFAULT_ROLES = ["Sales Rep", "Customer"]
 DEFAULT_IDEAL_REP_TALK_SHARE = 0.4  # 40/60 rep/customer: the usual sales-coaching target
 MAX_ROLES = 10
 MAX_CRITERIA = 15
-# Bounds keep the worst-case answer (a small model filling every field) within max_tokens=2000.
-SUMMARY_MAX_CHARS = 400
-TEXT_MAX_CHARS = 200
-QUOTE_MAX_CHARS = 150
+# Bounds keep the answer short (a small model fills every field to its limit and repeats itself):
+# about 1,500 characters for the default rubric, within the flow's max_tokens=2000 with room for a long rubric.
+SUMMARY_MAX_CHARS = 300
+TEXT_MAX_CHARS = 160
+QUOTE_MAX_CHARS = 120
 
 
 class RubricCriterion(BaseModel):
@@ -151,9 +154,18 @@ class _Shift(BaseModel):
     quote: str = Field(..., min_length=1, max_length=QUOTE_MAX_CHARS)
 
 
+def _distinct(key: Callable[[Any], str]) -> AfterValidator:
+    """Keeps the first of items that are the same once folded (case, punctuation): a small model asked
+    for three suggestions may write one three times. The schema sent says ``uniqueItems`` too."""
+    def dedupe(items: list) -> list:
+        seen: set[str] = set()
+        return [item for item in items if not (fold(key(item)) in seen or seen.add(fold(key(item))))]
+    return AfterValidator(dedupe)
+
+
 def answer_model(rubric: list[RubricCriterion]) -> type[BaseModel]:
     """The JSON the LLM must return: summary, talk_listen_assessment, 0–3 sentiment_shifts, exactly 3
-    coaching_suggestions, and ``criterion_1..N`` each with an answer from that criterion's options,
+    coaching_suggestions (repeated shifts and suggestions are dropped when parsed), and ``criterion_1..N`` each with an answer from that criterion's options,
     a reason and a supporting quote."""
     criteria: dict[str, Any] = {}
     for i, criterion in enumerate(rubric, 1):
@@ -166,9 +178,11 @@ def answer_model(rubric: list[RubricCriterion]) -> type[BaseModel]:
         "ScorecardAnswer",
         summary=(str, Field(..., min_length=1, max_length=SUMMARY_MAX_CHARS)),
         talk_listen_assessment=(str, Field(..., min_length=1, max_length=TEXT_MAX_CHARS)),
-        sentiment_shifts=(list[_Shift], Field(..., max_length=3)),
-        coaching_suggestions=(list[Annotated[str, Field(min_length=1, max_length=TEXT_MAX_CHARS)]],
-                              Field(..., min_length=3, max_length=3)),
+        sentiment_shifts=(Annotated[list[_Shift], _distinct(lambda s: s.quote)],
+                          Field(..., max_length=3, json_schema_extra={"uniqueItems": True})),
+        coaching_suggestions=(Annotated[list[Annotated[str, Field(min_length=1, max_length=TEXT_MAX_CHARS)]],
+                                        _distinct(str)],
+                              Field(..., min_length=3, max_length=3, json_schema_extra={"uniqueItems": True})),
         **criteria,
     )
 
@@ -207,5 +221,61 @@ def rep_role(roles: list[str]) -> str:
     return roles[0]
 
 
-def role_block(mapping: dict[str, str]) -> str:
-    return "\n".join(f"Speaker {label} is the {role}." for label, role in mapping.items())
+# --- prompt and result ---------------------------------------------------------------------------
+
+def check_speakers(transcript: Transcript, roles: list[str]) -> list[str]:
+    """The transcript's speaker labels, in order of appearance. Raises ``InputError`` when it has no
+    speaker labels, or fewer speakers than roles."""
+    if not transcript.utterances:
+        raise InputError(f"transcript {transcript.id} has no speaker labels (utterances is empty): create it "
+                         f"with speaker_labels=True (or multichannel=True for one speaker per channel)")
+    speakers = list(dict.fromkeys(u.speaker for u in transcript.utterances))
+    if len(speakers) < len(roles):
+        raise InputError(f"the call has {len(speakers)} speaker(s) ({', '.join(speakers)}) but {len(roles)} roles "
+                         f"were given ({', '.join(roles)}): pass fewer roles, or set speakers_expected="
+                         f"{len(roles)} if you know the call has that many speakers")
+    return speakers
+
+
+def prompt_context(captions: list[Caption], mapping: dict[str, str], roles: list[str],
+                   metrics: ConversationMetrics, ideal: float, rubric: list[RubricCriterion]) -> dict[str, Any]:
+    """Template inputs of prompts/scorecard.j2: ``transcript_block`` and ``lines``
+    (``callflows.captions.block_context``), ``roles`` (speaker label → role), ``rep_role``,
+    ``customer_role``, ``metrics`` (dict), ``metrics_table`` (markdown), ``rep_talk_share`` and
+    ``ideal_rep_talk_share`` (0..1), ``rubric`` (list of {name, options})."""
+    rep = rep_role(roles)
+    rep_labels = [label for label, role in mapping.items() if role == rep]
+    share = sum(metrics.speakers[label].talk_share for label in rep_labels if label in metrics.speakers)
+    return {**block_context(captions), "roles": mapping, "rep_role": rep, "customer_role": roles[1],
+            "metrics": metrics.model_dump(), "metrics_table": metrics.to_markdown_table(),
+            "rep_talk_share": share, "ideal_rep_talk_share": ideal, "rubric": [r.model_dump() for r in rubric]}
+
+
+def example_context(roles: list[str], rubric: list[RubricCriterion]) -> dict[str, Any]:
+    """Stand-in template inputs with the real shape, to check a template before any request."""
+    utterances = [Utterance(speaker=c.speaker, text=c.text, start=c.start, end=c.end, confidence=1.0)
+                  for c in EXAMPLE_CAPTIONS]
+    metrics = conversation_metrics(utterances, [], EXAMPLE_CAPTIONS[-1].end)
+    return prompt_context(EXAMPLE_CAPTIONS, {"A": roles[0], "B": roles[1]}, roles, metrics, 0.4, rubric)
+
+
+def scorecard_of(answer: BaseModel, rubric: list[RubricCriterion], transcript: Transcript, mapping: dict[str, str],
+                 roles: list[str], metrics: ConversationMetrics, rep_talk_share: float | None, ideal: float,
+                 **fields: Any) -> Scorecard:
+    """The ``Scorecard`` for the LLM's ``answer`` (an ``answer_model(rubric)`` instance), each quote
+    checked against the transcript's utterances. ``fields``: the rest of the Scorecard (audio,
+    transcript_id, prompt_template, llm)."""
+    text = " ".join(u.text for u in transcript.utterances or [])
+    shifts = [SentimentShift(**s.model_dump(), quote_verified=quote_in_transcript(s.quote, text))
+              for s in answer.sentiment_shifts]
+    criteria = []
+    for i, criterion in enumerate(rubric, 1):
+        item = getattr(answer, f"criterion_{i}")
+        criteria.append(CriterionResult(name=criterion.name, answer=item.answer, reason=item.reason, quote=item.quote,
+                                        quote_verified=quote_in_transcript(item.quote, text)))
+    return Scorecard(
+        roles=mapping, metrics=metrics, summary=answer.summary,
+        talk_listen=TalkListenAnalysis(rep_role=rep_role(roles), rep_talk_share=rep_talk_share,
+                                       ideal_rep_talk_share=ideal, assessment=answer.talk_listen_assessment),
+        sentiment_shifts=shifts, coaching_suggestions=answer.coaching_suggestions, criteria=criteria,
+        unverified_quotes=sum(not q.quote_verified for q in [*shifts, *criteria]), **fields)

@@ -20,131 +20,26 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime, timezone
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model, model_validator
 
+from callflows.captions import EXAMPLE_CAPTIONS, Caption, block_context
 from callflows.errors import CallflowsError, InputError
-from callflows.models import Utterance
-from callflows.sentiment import LLMUsage
+from callflows.llm import LLMUsage
 
 OTHER = "Other"
 DEFAULT_PHASES: list[str] = ["Introduction", "Complaint", "Resolution", "Goodbye"]  # the guide's four
 MAX_PHASE_NAMES = 12
 MAX_PHASES_PER_NAME = 3  # a phase may recur (Complaint, Resolution, Complaint, ...)
-SUMMARY_MAX_CHARS = 300
-FIRST_WORDS_MAX_CHARS = 60
+SUMMARY_MAX_CHARS = 200
+FIRST_WORDS_MAX_CHARS = 40
 MIN_GAP_S = 1.0  # gaps shorter than this between phases are closed, not filled with Other
 NOT_ASSIGNED = "Not assigned to a phase by the LLM."
 
 
-class CaptionsError(CallflowsError):
-    """The captions text (``GET /v2/transcript/{id}/vtt``) could not be parsed as WebVTT."""
-
-
 class TimelineError(CallflowsError, ValueError):
     """An LLM answer that cannot be repaired into a timeline without guessing (e.g. no phases)."""
-
-
-# --------------------------------------------------------------------------- captions (WebVTT)
-
-class Caption(BaseModel):
-    """One caption cue. ``line`` numbers cues from 1; ``start``/``end`` in ms."""
-
-    line: int = Field(..., ge=1)
-    start: int = Field(..., ge=0, description="ms")
-    end: int = Field(..., ge=0, description="ms")
-    text: str
-    speaker: str | None = None
-
-
-_TS = r"(?:(\d+):)?(\d{1,2}):(\d{2})[.,](\d{1,3})"
-_CUE_RE = re.compile(rf"^\s*{_TS}\s*-->\s*{_TS}(?:\s+.*)?$")
-_VOICE_RE = re.compile(r"<v(?:\.[^\s>]*)?\s+([^>]+)>")
-_TAG_RE = re.compile(r"</?[^>]*>")
-
-
-def _ms(hours: str | None, minutes: str, seconds: str, fraction: str) -> int:
-    return ((int(hours or 0) * 60 + int(minutes)) * 60 + int(seconds)) * 1000 + int(fraction.ljust(3, "0"))
-
-
-def parse_vtt(text: str) -> list[Caption]:
-    """Parse WebVTT captions into ``Caption`` objects numbered from 1, in file order.
-
-    Accepts timestamps with or without the hours field (``MM:SS.mmm`` as AssemblyAI writes them,
-    ``HH:MM:SS.mmm`` from one hour on), cue identifiers, cue settings, ``NOTE``/``STYLE``/``REGION``
-    blocks, and cues with or without blank lines between them (the API spec's example has none; text
-    then runs until the next timestamp line). Markup tags are removed; a ``<v Name>`` voice tag
-    becomes the caption's speaker. Cues with no text are skipped.
-
-    Raises ``CaptionsError`` when the text does not start with ``WEBVTT`` or a cue ends before it starts.
-    """
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff").split("\n")
-    if not lines or not lines[0].startswith("WEBVTT"):
-        raise CaptionsError(f"the captions are not WebVTT: they start with {lines[0][:40]!r} instead of 'WEBVTT'")
-    cues: list[tuple[int, int, list[str]]] = []
-    current: list[str] | None = None
-    skipping = False  # inside a NOTE/STYLE/REGION block
-    previous_blank = True
-    for number, raw in enumerate(lines[1:], start=2):
-        line = raw.strip()
-        if not line:
-            current = None  # a blank line ends the cue's text
-            skipping = False
-            previous_blank = True
-            continue
-        if previous_blank and re.match(r"^(NOTE|STYLE|REGION)\b", line):
-            skipping = True
-        previous_blank = False
-        if skipping:
-            continue
-        match = _CUE_RE.match(line)
-        if match:
-            g = match.groups()
-            start, end = _ms(*g[:4]), _ms(*g[4:])
-            if end < start:
-                raise CaptionsError(f"caption on line {number} ends before it starts: {line!r}")
-            current = []
-            cues.append((start, end, current))
-        elif current is not None:
-            current.append(line)
-        # else: a cue identifier or header text before the first cue; ignored
-    captions: list[Caption] = []
-    for start, end, text_lines in cues:
-        joined = " ".join(text_lines)
-        voice = _VOICE_RE.search(joined)
-        clean = " ".join(_TAG_RE.sub("", joined).split())
-        if clean:
-            captions.append(Caption(line=len(captions) + 1, start=start, end=end, text=clean,
-                                    speaker=voice.group(1).strip() if voice else None))
-    return captions
-
-
-def assign_speakers(captions: list[Caption], utterances: Iterable[Utterance] | None) -> list[Caption]:
-    """Give each caption without a speaker the speaker of the utterance it overlaps most (ms)."""
-    spans = [(u.start, u.end, u.speaker) for u in utterances or [] if u.speaker]
-    if not spans:
-        return captions
-    out = []
-    for c in captions:
-        if c.speaker is None:
-            best = max(spans, key=lambda s: (min(c.end, s[1]) - max(c.start, s[0]), -abs(s[0] - c.start)))
-            if min(c.end, best[1]) - max(c.start, best[0]) >= 0:
-                c = c.model_copy(update={"speaker": best[2]})
-        out.append(c)
-    return out
-
-
-def _clock(ms: int) -> str:
-    minutes, seconds = divmod(int(ms) // 1000, 60)
-    return f"{minutes:02d}:{seconds:02d}"
-
-
-def caption_lines(captions: list[Caption]) -> str:
-    """``"<line> [MM:SS] Speaker <speaker>: <text>"``, one caption per line (speaker omitted when
-    unknown). "Speaker" keeps multichannel labels ("1", "2") from reading as numbers."""
-    return "\n".join(f"{c.line} [{_clock(c.start)}] {'Speaker ' + c.speaker + ': ' if c.speaker else ''}{c.text}"
-                     for c in captions)
 
 
 # --------------------------------------------------------------------------- names
@@ -492,13 +387,12 @@ def call_duration_s(audio_duration: float | None, captions: list[Caption], words
 
 def example_context(names: list[str]) -> dict[str, Any]:
     """Template variables with placeholder values: renders a template once before any request."""
-    captions = [Caption(line=1, start=0, end=2000, text="Hello.", speaker="A"),
-                Caption(line=2, start=2000, end=4000, text="Hi.", speaker="B")]
-    return prompt_context(captions, names)
+    return prompt_context(EXAMPLE_CAPTIONS, names)
 
 
 def prompt_context(captions: list[Caption], names: list[str]) -> dict[str, Any]:
-    """Variables for the segmentation template: ``caption_lines`` (str), ``captions`` (list of dicts,
-    ms), ``line_count``, ``phases`` (the names without Other), ``other`` (``"Other"``)."""
-    return {"caption_lines": caption_lines(captions), "captions": [c.model_dump() for c in captions],
-            "line_count": len(captions), "phases": [n for n in names if n != OTHER], "other": OTHER}
+    """Variables for the segmentation template: ``transcript_block`` and ``lines``
+    (``callflows.captions.block_context``), ``line_count``, ``phases`` (the names without Other),
+    ``other`` (``"Other"``)."""
+    return {**block_context(captions), "line_count": len(captions),
+            "phases": [n for n in names if n != OTHER], "other": OTHER}

@@ -13,11 +13,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field, create_model
 
+from callflows.captions import EXAMPLE_CAPTIONS, Caption, block_context
+from callflows.errors import InputError
+from callflows.llm import LLMUsage
 from callflows.models import Sentiment, Transcript
 
 MAX_QUESTIONS = 20
-ANSWER_MAX_CHARS = 400
-DEFAULT_LLM_MODEL = "claude-sonnet-4-5-20250929"  # the cookbook's model; the local server serves it locally
+ANSWER_MAX_CHARS = 300  # the default answer format: one sentence of answer, one of reason
 
 AGENT_CONTEXT = "The agent represents the company and is trying to resolve the customer's request."
 CUSTOMER_CONTEXT = "The customer is calling the company about a problem, a question or a purchase."
@@ -76,14 +78,6 @@ class QuestionAnswer(BaseModel):
     answer: str
 
 
-class LLMUsage(BaseModel):
-    model: str
-    served_by: str | None = Field(None, description="the local model that answered (local server only)")
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    attempts: int = 1
-
-
 class SentimentReport(BaseModel):
     """Result of the call sentiment flow (written as ``sentiment.json``)."""
 
@@ -133,27 +127,6 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def speaker_lines(transcript: Transcript) -> list[dict[str, Any]]:
-    """The transcript as speaker-labelled lines for prompts, one per utterance:
-    ``[{"number": 1, "speaker": "A", "text": ..., "start": ms, "end": ms}]``.
-
-    Falls back to sentences (speaker ``None``) when the transcript has no utterances.
-    """
-    if transcript.utterances:
-        items = [(u.speaker, u.text, u.start, u.end) for u in transcript.utterances]
-    elif transcript.sentiment_analysis_results:
-        items = [(s.speaker, s.text, s.start, s.end) for s in transcript.sentiment_analysis_results]
-    else:
-        items = [(None, transcript.text or "", 0, int((transcript.audio_duration or 0) * 1000))]
-    return [{"number": i, "speaker": spk, "text": text, "start": start, "end": end}
-            for i, (spk, text, start, end) in enumerate(items, 1)]
-
-
-def speaker_block(lines: list[dict[str, Any]]) -> str:
-    """Lines as one text block, ``Speaker A: text`` per line: the shared transcript prefix of prompts."""
-    return "\n".join(f"Speaker {ln['speaker']}: {ln['text']}" if ln["speaker"] else ln["text"] for ln in lines)
-
-
 def sentence_sentiments(transcript: Transcript) -> list[SentenceSentiment]:
     return [SentenceSentiment(text=r.text, start=r.start, end=r.end, sentiment=r.sentiment,
                               confidence=r.confidence, speaker=r.speaker)
@@ -177,20 +150,30 @@ def answers_model(n_questions: int) -> type[BaseModel]:
     return create_model("SentimentAnswers", **fields)
 
 
-def prompt_context(lines: list[dict[str, Any]], questions: list[Question],
+def check_questions(questions: list[Question]) -> list[Question]:
+    """The questions as ``Question`` objects. Raises ``InputError`` for an empty list or more than
+    ``MAX_QUESTIONS``."""
+    if not questions:
+        raise InputError("questions is empty: pass at least one {question, context, answer_format} "
+                         "or leave the parameter out for the cookbook's five")
+    if len(questions) > MAX_QUESTIONS:
+        raise InputError(f"questions has {len(questions)} entries; at most {MAX_QUESTIONS} fit one prompt. "
+                         f"Split them over several runs")
+    return [q if isinstance(q, Question) else Question.model_validate(q) for q in questions]
+
+
+def prompt_context(captions: list[Caption], questions: list[Question],
                    sentences: list[SentenceSentiment]) -> dict[str, Any]:
-    """Template inputs of prompts/sentiment.j2: ``speaker_lines`` (str block), ``lines``, ``questions``
-    (list of dicts), ``counts_by_speaker`` (speaker → {POSITIVE, NEUTRAL, NEGATIVE})."""
+    """Template inputs of prompts/sentiment.j2: ``transcript_block`` and ``lines``
+    (``callflows.captions.block_context``), ``questions`` (list of dicts), ``counts`` and
+    ``counts_by_speaker`` (speaker → {POSITIVE, NEUTRAL, NEGATIVE})."""
     total, per = count_sentiments(sentences)
-    return {"speaker_lines": speaker_block(lines), "lines": lines,
-            "questions": [q.model_dump() for q in questions],
+    return {**block_context(captions), "questions": [q.model_dump() for q in questions],
             "counts": total.model_dump(), "counts_by_speaker": {k: v.model_dump() for k, v in per.items()}}
 
 
 def example_context(questions: list[Question]) -> dict[str, Any]:
     """A stand-in context with the real shape, to check a template before any request."""
-    lines = [{"number": 1, "speaker": "A", "text": "Hello, how can I help?", "start": 0, "end": 1500},
-             {"number": 2, "speaker": "B", "text": "My bill is wrong.", "start": 1700, "end": 3000}]
-    sentences = [SentenceSentiment(text=ln["text"], start=ln["start"], end=ln["end"], sentiment="NEUTRAL",
-                                   confidence=0.5, speaker=ln["speaker"]) for ln in lines]
-    return prompt_context(lines, questions, sentences)
+    sentences = [SentenceSentiment(text=c.text, start=c.start, end=c.end, sentiment="NEUTRAL", confidence=0.5,
+                                   speaker=c.speaker) for c in EXAMPLE_CAPTIONS]
+    return prompt_context(EXAMPLE_CAPTIONS, questions, sentences)

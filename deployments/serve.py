@@ -10,9 +10,9 @@ Deployments (flow name / deployment name), each triggerable from the Prefect UI 
 - ``analyze-call/analyze-call``: the three analyses on one transcript;
 - ``analyze-inbox/analyze-inbox``: every new recording in ``inbox``, nightly at 02:00 UTC.
 
-The same deployments are defined for the worker way in ``prefect.yaml`` (``make up``);
-``tests/test_deployments.py`` checks the two definitions agree. Use one way at a time on a server:
-both register the same deployment names, and the last one registered wins.
+The deployments are read from ``prefect.yaml``, the worker way's definition (``make up``), so the
+two ways cannot disagree. Use one way at a time on a server: both register the same deployment
+names, and the last one registered wins.
 
 Flow runs execute in the project root (this process changes to it), so the relative defaults
 (``samples/support_call.wav``, ``results``, ``inbox``) mean the same as with the worker.
@@ -36,62 +36,34 @@ from deployments.steps import PROJECT_ROOT
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
 
-DEFAULT_AUDIO = "samples/support_call.wav"  # relative to the project root, the flow runs' working directory
-NIGHTLY_CRON = "0 2 * * *"
-NIGHTLY_TIMEZONE = "UTC"
 RESULTS_DIR_ENV = "CALLFLOWS_RESULTS_DIR"
 INBOX_ENV = "CALLFLOWS_INBOX"
+PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
 
 
 def deployments(results_dir: str = "results", inbox: str = "inbox") -> list[RunnerDeployment]:
-    """The five deployments, with ``results_dir`` and ``inbox`` as default parameters.
+    """The deployments of ``prefect.yaml`` (the one definition: entrypoint, name, description, tags,
+    parameters, schedules), with ``results_dir`` and ``inbox`` replacing those default parameters.
+    The work pool entries do not apply: served deployments run in this process.
 
-    Entrypoints are computed relative to the current directory: call it from the project root.
+    Entrypoints are relative to the project root: call it from there.
     """
+    import yaml
+    from prefect.flows import load_flow_from_entrypoint
     from prefect.schedules import Cron
 
-    from flows.analyze import analyze_call
-    from flows.batch import analyze_inbox
-    from flows.scorecard import sales_scorecard
-    from flows.segmentation import call_segmentation
-    from flows.sentiment import call_sentiment
-
-    one_call = {"audio": DEFAULT_AUDIO, "results_dir": results_dir}
-    return [
-        call_sentiment.to_deployment(
-            name="call-sentiment",
-            description="Per-sentence sentiment with speakers, plus LLM answers to questions about the call.",
-            tags=["callflows", "sentiment"],
-            parameters=one_call,
-        ),
-        sales_scorecard.to_deployment(
-            name="sales-scorecard",
-            description="Speaker roles, talk/listen ratio, sentiment per speaker and an LLM coaching scorecard.",
-            tags=["callflows", "scorecard"],
-            parameters=one_call,
-        ),
-        call_segmentation.to_deployment(
-            name="call-segmentation",
-            description="The call's phases (Introduction, Complaint, Resolution, Goodbye, Other) as a timeline.",
-            tags=["callflows", "segmentation"],
-            parameters=one_call,
-        ),
-        analyze_call.to_deployment(
-            name="analyze-call",
-            description="Sentiment, sales scorecard and segmentation of one call, run concurrently on one "
-                        "transcript.",
-            tags=["callflows", "analyze"],
-            parameters=one_call,
-        ),
-        analyze_inbox.to_deployment(
-            name="analyze-inbox",
-            description="Every new recording in the inbox folder (and the given URLs) analysed; recordings "
-                        "already analysed are skipped. Nightly at 02:00 UTC.",
-            tags=["callflows", "batch"],
-            parameters={"inbox": inbox, "results_dir": results_dir},
-            schedules=[Cron(NIGHTLY_CRON, timezone=NIGHTLY_TIMEZONE)],
-        ),
-    ]
+    out = []
+    for spec in yaml.safe_load(PREFECT_YAML.read_text(encoding="utf-8"))["deployments"]:
+        parameters = dict(spec.get("parameters") or {})
+        for key, value in (("results_dir", results_dir), ("inbox", inbox)):
+            if key in parameters:
+                parameters[key] = value
+        schedules = [Cron(s["cron"], timezone=s.get("timezone"), active=s.get("active", True))
+                     for s in spec.get("schedules") or []]
+        out.append(load_flow_from_entrypoint(spec["entrypoint"]).to_deployment(
+            name=spec["name"], description=spec.get("description"), tags=spec.get("tags"), parameters=parameters,
+            schedules=schedules or None))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

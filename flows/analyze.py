@@ -1,9 +1,9 @@
 """Analyse one call: sentiment, sales scorecard and segmentation, concurrently, on one transcript.
 
-audio → every input checked (before any request) → transcribe once (``transcribe-call``, the options
-the three analyses share) → the three analysis flows as subflows, concurrently (each inside a
-``run-analysis`` task on a thread pool, so their LLM requests overlap; their own transcription step
-is a cache hit) → ``CallAnalysis`` (``analysis.json`` + markdown artifact ``analyze-call``).
+audio → every input checked once (before any request) → transcribe once (the options the three
+analyses share) → captions once → the three analysis tasks (``tasks.analyses``) submitted
+concurrently on a thread pool, each on the same transcript and captions, so their prompts share the
+transcript block → ``CallAnalysis`` (``analysis.json`` + markdown artifact ``analyze-call``).
 
 One analysis failing does not lose the others: each result or error is collected, everything is
 written, and then the run fails with ``AnalysesFailedError`` naming the failed analyses.
@@ -14,36 +14,34 @@ import time
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from callflows.audio import check_audio
+from callflows.audio import call_options, check_audio
 from callflows.errors import CallflowsError, PromptError
+from callflows.llm import DEFAULT_LLM_MODEL
 from callflows.prompts import load_template, render
-from callflows.scorecard import DEFAULT_ROLES, DEFAULT_RUBRIC, RubricCriterion, Scorecard, check_roles, check_rubric
+from callflows.scorecard import (DEFAULT_IDEAL_REP_TALK_SHARE, DEFAULT_ROLES, DEFAULT_RUBRIC, RubricCriterion,
+                                 Scorecard, check_roles, check_rubric)
+from callflows.scorecard import example_context as scorecard_example_context
 from callflows.segmentation import DEFAULT_PHASES, PhaseTimeline, check_phase_names
 from callflows.segmentation import example_context as segmentation_example_context
-from callflows.sentiment import DEFAULT_LLM_MODEL, DEFAULT_QUESTIONS, Question, SentimentReport
+from callflows.sentiment import DEFAULT_QUESTIONS, Question, SentimentReport, check_questions
 from callflows.sentiment import example_context as sentiment_example_context
-from flows.common import result_dir, subflow
-from flows.scorecard import example_context as scorecard_example_context
-from flows.scorecard import sales_scorecard
-from flows.segmentation import call_segmentation
-from flows.sentiment import call_sentiment, check_questions
-from flows.transcribe import call_options, transcribe_call
+from flows.transcribe import fetch_captions, transcribe
+from tasks.analyses import DEFAULT_MAX_TOKENS, analyze_sentiment, score_call, segment_call
 from tasks.common import RESULT_STORAGE
-from tasks.reports import publish_report
+from tasks.reports import publish_report, result_dir
 
 ARTIFACT_KEY = "analyze-call"
 RESULT_FILE = "analysis.json"
 
-# analysis name (a CallAnalysis field) → (title, flow, result file written by the flow)
-ANALYSES: dict[str, tuple[str, Any, str]] = {
-    "sentiment": ("call sentiment", call_sentiment, "sentiment.json"),
-    "scorecard": ("sales scorecard", sales_scorecard, "scorecard.json"),
-    "segmentation": ("call segmentation", call_segmentation, "segmentation.json"),
+# analysis name (a CallAnalysis field) → (title, result file written by its task)
+ANALYSES: dict[str, tuple[str, str]] = {
+    "sentiment": ("call sentiment", "sentiment.json"),
+    "scorecard": ("sales scorecard", "scorecard.json"),
+    "segmentation": ("call segmentation", "segmentation.json"),
 }
 
 
@@ -75,13 +73,13 @@ class CallAnalysis(BaseModel):
         out = [f"# Call analysis: {self.audio}", "",
                f"Transcript `{self.transcript_id}`, {duration} of audio. Results in `{self.result_dir}`.", "",
                "| analysis | status | result file | headline |", "|---|---|---|---|"]
-        for name, (title, _, _) in ANALYSES.items():
+        for name, (title, _) in ANALYSES.items():
             if name in self.errors:
                 out.append(f"| {title} | **failed** | – | {_cell(self.errors[name])} |")
             else:
                 out.append(f"| {title} | ok | `{self.files.get(name, '?')}` | {_cell(self._headline(name))} |")
-        out += ["", "The full reports are the artifacts `call-sentiment`, `sales-scorecard` and `call-segmentation` "
-                    "of the subflow runs."]
+        out += ["", "The full reports are this run's artifacts `call-sentiment`, `sales-scorecard` and "
+                    "`call-segmentation`."]
         return "\n".join(out) + "\n"
 
     def _headline(self, name: str) -> str:
@@ -124,13 +122,6 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-@task(name="run-analysis", task_run_name="{analysis}", cache_policy=NO_CACHE)
-def run_analysis(analysis: str, parameters: dict[str, Any]) -> BaseModel:
-    """Run the analysis flow ``analysis`` (a key of ``ANALYSES``) as a subflow with ``parameters``;
-    return its result. Raises whatever the flow raises (the task, and the subflow, end Failed)."""
-    return subflow(ANALYSES[analysis][1], **parameters)
-
-
 # The result is persisted so that the analyze-inbox run that started this run (or a later one, if
 # that run died) can read it from the result storage.
 @flow(name="analyze-call", task_runner=ThreadPoolTaskRunner(max_workers=len(ANALYSES)), persist_result=True,
@@ -154,15 +145,15 @@ def analyze_call(
     phases: Annotated[list[str], Field(description="Segmentation phase names in call order; anything else is "
                                        "'Other'.")] = DEFAULT_PHASES,
     max_tokens: Annotated[int | None, Field(ge=256, le=16000, description="LLM answer limit for each analysis; "
-                                            "empty: each flow's default.")] = None,
+                                            "empty: each analysis flow's default.")] = None,
     speakers_expected: Annotated[int | None, Field(ge=1, le=10, description="Exact speaker count, only "
                                                     "if certain.")] = None,
     multichannel: Annotated[bool | None, Field(description="One speaker per channel; default: on for stereo "
                                                 "WAV input.")] = None,
     poll_timeout_s: Annotated[float, Field(gt=0, description="Seconds to wait for the transcript.")] = 3600.0,
 ) -> CallAnalysis:
-    """Run the call sentiment, sales scorecard and call segmentation flows on one recording,
-    concurrently, on one transcript.
+    """Run the call sentiment, sales scorecard and call segmentation analyses on one recording,
+    concurrently, on one transcript and one set of captions.
 
     Args:
         audio: local recording path or http(s) URL.
@@ -177,7 +168,8 @@ def analyze_call(
         roles: scorecard speaker roles; the first is the one coached.
         rubric: scorecard criteria, each with its allowed answers.
         phases: segmentation phase names in call order; anything else is ``Other``.
-        max_tokens: LLM answer limit for each analysis; empty: each flow's own default.
+        max_tokens: LLM answer limit for each analysis; empty: each analysis's default
+            (``tasks.analyses.DEFAULT_MAX_TOKENS``, as in the analysis flows).
         speakers_expected: exact number of speakers, only if certain.
         multichannel: one speaker per channel; default: on for stereo WAV input.
         poll_timeout_s: seconds to wait for the transcript.
@@ -189,10 +181,6 @@ def analyze_call(
     the shared transcription fails (no analysis can run then), and ``AnalysesFailedError`` when one or
     more analyses failed: raised after ``analysis.json`` (with ``errors``), the artifact and the
     successful analyses' files are written; ``exc.analysis`` holds the ``CallAnalysis``.
-
-    Note: the sentiment flow has no ``multichannel`` parameter (stereo WAV input always uses it);
-    with ``multichannel=False`` on a stereo recording it makes its own transcript, and its
-    ``sentiment.json`` is in that transcript's folder (see ``files``).
     """
     logger = get_run_logger()
     questions = check_questions(questions)
@@ -211,23 +199,26 @@ def analyze_call(
     options = call_options(source, multichannel, speakers_expected)
 
     started = time.monotonic()
-    transcript = subflow(transcribe_call, audio, options, poll_timeout_s)
-    timings = {"transcription": time.monotonic() - started}
+    transcript = transcribe(source, options, poll_timeout_s)
     out_dir = result_dir(results_dir, source.name, transcript.id)
+    captions = fetch_captions(transcript, out_dir)
+    timings = {"transcription": time.monotonic() - started}
 
-    common: dict[str, Any] = {"audio": audio, "model": model, "results_dir": results_dir,
-                              "speakers_expected": speakers_expected, "poll_timeout_s": poll_timeout_s}
-    if max_tokens is not None:
-        common["max_tokens"] = max_tokens
-    parameters = {
-        "sentiment": dict(common, questions=questions, prompt_template=sentiment_prompt_template),
-        "scorecard": dict(common, roles=roles, rubric=rubric, prompt_template=scorecard_prompt_template,
-                          multichannel=multichannel),
-        "segmentation": dict(common, phases=phases, prompt_template=segmentation_prompt_template,
-                             multichannel=multichannel),
-    }
+    llm = {"model": model, "temperature": 0.0}
+    defaults = DEFAULT_MAX_TOKENS
+    common = {"audio": audio, "out_dir": str(out_dir)}
     started = time.monotonic()
-    futures = {name: run_analysis.submit(name, parameters[name]) for name in ANALYSES}
+    futures = {
+        "sentiment": analyze_sentiment.submit(
+            transcript, captions, questions, **common, prompt_template=sentiment_prompt_template, **llm,
+            max_tokens=max_tokens or defaults["sentiment"]),
+        "scorecard": score_call.submit(
+            transcript, captions, roles, rubric, **common, ideal_rep_talk_share=DEFAULT_IDEAL_REP_TALK_SHARE,
+            prompt_template=scorecard_prompt_template, **llm, max_tokens=max_tokens or defaults["scorecard"]),
+        "segmentation": segment_call.submit(
+            transcript, captions, names, **common, prompt_template=segmentation_prompt_template, **llm,
+            max_tokens=max_tokens or defaults["segmentation"]),
+    }
     results: dict[str, BaseModel] = {}
     errors: dict[str, str] = {}
     for name, future in futures.items():
@@ -238,8 +229,7 @@ def analyze_call(
             logger.error("%s failed: %s", ANALYSES[name][0], errors[name])
     timings["analyses"] = time.monotonic() - started
 
-    files = {name: str(result_dir(results_dir, source.name, result.transcript_id) / ANALYSES[name][2])
-             for name, result in results.items()}
+    files = {name: str(out_dir / ANALYSES[name][1]) for name in results}
     analysis = CallAnalysis(audio=audio, transcript_id=transcript.id, audio_duration_s=transcript.audio_duration,
                             result_dir=str(out_dir), errors=errors, files=files,
                             timings_s={k: round(v, 2) for k, v in timings.items()}, **results)
@@ -247,4 +237,3 @@ def analyze_call(
     if errors:
         raise AnalysesFailedError(analysis)
     return analysis
-

@@ -37,6 +37,7 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.futures import as_completed
 from prefect.runtime import flow_run as current_flow_run
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.transactions import CommitMode, transaction
 from pydantic import BaseModel, Field
@@ -44,9 +45,8 @@ from pydantic import BaseModel, Field
 from callflows.audio import AudioSource, check_audio
 from callflows.errors import AudioInputError, CallflowsError, DamagedAudioError, InputError
 from callflows.ledger import Claim, Ledger
-from callflows.sentiment import DEFAULT_LLM_MODEL
+from callflows.llm import DEFAULT_LLM_MODEL
 from flows.analyze import AnalysesFailedError, analyze_call, one_line
-from flows.common import subflow
 from tasks.reports import publish_report
 
 ARTIFACT_KEY = "analyze-inbox"
@@ -245,7 +245,10 @@ def analyze_recording(name: str, row: RecordingResult, parameters: dict[str, Any
             # Without EAGER, the cached results of the call's tasks (upload, transcript) would be
             # committed only when this task ends: the call's own later steps would miss them.
             with transaction(commit_mode=CommitMode.EAGER):
-                analysis = subflow(analyze_call.with_options(flow_run_name=name), **parameters)
+                # no heartbeat thread of its own: Prefect joins it at the end of a run (up to 1 s); the
+                # inbox run's heartbeats still detect a crash of this process
+                with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+                    analysis = analyze_call.with_options(flow_run_name=name)(**parameters)
         except AnalysesFailedError as exc:
             row.status, row.error = "failed", one_line(exc)
             row.result_dir, row.transcript_id = exc.analysis.result_dir, exc.analysis.transcript_id

@@ -172,7 +172,7 @@ def analyze(args: argparse.Namespace, home: Path) -> int:
     finally:
         if server is not None:
             server.stop()
-    for name, (title, _, _) in ANALYSES.items():
+    for name, (title, _) in ANALYSES.items():
         report = getattr(analysis, name)
         if report is None:
             print(f"callflows: error: {title} failed: {analysis.errors[name]}", file=sys.stderr)

@@ -1,10 +1,17 @@
-"""LLM Gateway task."""
+"""LLM Gateway tasks, and ``ask_structured``: one structured answer with one retry on a bad answer."""
 from __future__ import annotations
 
+from typing import Callable, TypeVar
+
 from prefect import get_run_logger, task
+from pydantic import BaseModel
 
 from callflows.client import LLMGatewayClient
-from callflows.models import ChatCompletion, ChatCompletionRequest, SpeakerIdentification, UnderstandingResponse
+from callflows.errors import LLMOutputError
+from callflows.llm import LLMUsage
+from callflows.models import (ChatCompletion, ChatCompletionRequest, ChatMessage, SpeakerIdentification,
+                              UnderstandingResponse)
+from callflows.structured import parse_answer, response_format_for
 from tasks.common import RESULT_STORAGE, RETRYING, resolve_settings, says_when_retries_run_out
 from tasks.limits import llm_gateway_slot
 
@@ -19,10 +26,49 @@ def chat_completion(request: ChatCompletionRequest) -> ChatCompletion:
     with LLMGatewayClient(resolve_settings()) as client:
         completion = client.chat_completion(request)
     usage = completion.usage
-    get_run_logger().info("LLM %s answered (%s prompt + %s completion tokens, finish %s)", request.model,
-                          usage and usage.prompt_tokens, usage and usage.completion_tokens,
-                          completion.finish_reason)
+    details = usage and usage.prompt_tokens_details
+    get_run_logger().info("LLM %s answered (%s prompt tokens, %s of them cached, + %s completion tokens, finish %s)",
+                          request.model, usage and usage.prompt_tokens, details and details.cached_tokens,
+                          usage and usage.completion_tokens, completion.finish_reason)
     return completion
+
+
+M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")
+
+
+def ask_structured(prompt: str, answer_model: type[M], *, schema_name: str, model: str, max_tokens: int,
+                   temperature: float, schema_model: type[BaseModel] | None = None,
+                   check: Callable[[M], R] | None = None) -> tuple[M | R, LLMUsage]:
+    """Send ``prompt`` to the LLM Gateway (``chat_completion``) with ``answer_model``'s JSON schema (or
+    ``schema_model``'s, when the schema sent should be stricter than the parsing) as
+    ``response_format`` and validate the answer with ``answer_model``, then with ``check`` if given
+    (which returns the final result, or raises ``LLMOutputError`` or ``ValueError`` for an answer it
+    cannot use). An answer that is not valid JSON, does not match, or fails ``check`` is sent back
+    once with the error; a second failure raises ``LLMOutputError`` (which keeps the raw answer).
+
+    Returns (parsed answer or ``check``'s result, the usage of both attempts).
+    """
+    request = ChatCompletionRequest(model=model, messages=[ChatMessage(role="user", content=prompt)],
+                                    max_tokens=max_tokens, temperature=temperature,
+                                    response_format=response_format_for(schema_model or answer_model, schema_name))
+    completions: list[ChatCompletion] = []
+    for attempt in (1, 2):
+        completion = chat_completion(request)
+        completions.append(completion)
+        try:
+            parsed = parse_answer(completion.content, answer_model)
+            return (check(parsed) if check else parsed), LLMUsage.of(model, completions)
+        except (LLMOutputError, ValueError) as caught:
+            exc = caught if isinstance(caught, LLMOutputError) else LLMOutputError(str(caught), completion.content)
+            if attempt == 2:
+                raise exc from None
+            get_run_logger().warning("Asking again: %s", exc)
+            request = request.model_copy(update={"messages": [
+                *request.messages, ChatMessage(role="assistant", content=completion.content),
+                ChatMessage(role="user", content=f"That answer was rejected: {exc}. Reply again with only the "
+                                                 f"JSON object described above.")]})
+    raise AssertionError("unreachable")
 
 
 def _identify_key(context, parameters) -> str:

@@ -8,6 +8,11 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel
 
 
+def result_dir(results_dir: str, audio_name: str, transcript_id: str) -> Path:
+    """``<results_dir>/<audio name>-<first 8 chars of the transcript id>/``: one folder per call."""
+    return Path(results_dir) / f"{audio_name}-{transcript_id[:8]}"
+
+
 @task(name="publish_report")
 def publish_report(report: BaseModel, markdown: str, path: str, artifact_key: str) -> str:
     """Write ``report`` as JSON to ``path`` (folders created) and attach ``markdown`` to the flow run as

@@ -3,6 +3,7 @@
 local server."""
 import json
 import shutil
+from datetime import datetime
 
 import pytest
 import requests
@@ -88,21 +89,45 @@ def test_analyze_call_runs_the_three_analyses_on_one_transcript(analysed):
         assert f"| {title} | ok |" in markdown
 
 
-def test_analyses_are_concurrent_subflows_of_the_analyze_call_run(analysed):
-    """The shared transcription and the three analyses are subflow runs of the analyze-call run; the
-    analyses overlap in time: their run times add up to more than the span from the first start to the
-    last end, which one-after-the-other cannot (there the sum is at most the span). Starting a subflow
-    run can take seconds on a loaded machine, so a quick analysis may end before the last one starts."""
-    state = analysed[0]
-    runs = dict(_subflow_runs(state.state_details.flow_run_id))
-    assert set(runs) == {"transcribe-call", "call-sentiment", "sales-scorecard", "call-segmentation"}
-    assert all(run.state.is_completed() for run in runs.values())
-    names = ("call-sentiment", "sales-scorecard", "call-segmentation")
-    analyses = [runs[name] for name in names]
-    busy = sum((r.end_time - r.start_time).total_seconds() for r in analyses)
-    span = (max(r.end_time for r in analyses) - min(r.start_time for r in analyses)).total_seconds()
-    assert busy > span, [(name, str(r.start_time), str(r.end_time)) for name, r in zip(names, analyses)]
-    assert runs["transcribe-call"].end_time <= min(r.start_time for r in analyses)
+def _ui_task_runs(flow_run_id) -> list[dict]:
+    """The flow run's Task Runs tab, as the classic UI asks for it: ``POST /task_runs/filter`` on the flow
+    run, without the stand-in task runs of subflows."""
+    from prefect.settings import PREFECT_API_URL
+
+    body = {"flow_runs": {"id": {"any_": [str(flow_run_id)]}}, "task_runs": {"subflow_runs": {"exists_": False}},
+            "sort": "EXPECTED_START_TIME_ASC", "limit": 200}
+    r = requests.post(f"{PREFECT_API_URL.value()}/task_runs/filter", json=body, timeout=30)
+    r.raise_for_status()
+    return r.json()
+
+
+def test_one_transcription_then_the_three_analysis_tasks_concurrently(analysed):
+    """analyze-call has no subflow: its Task Runs tab (the UI's query) lists one upload, one submission,
+    one wait and one captions fetch, then the three analysis tasks, which overlap in time: their run
+    times add up to more than the span from the first start to the last end."""
+    from prefect.client.orchestration import get_client
+
+    flow_run_id = analysed[0].state_details.flow_run_id
+    assert _subflow_runs(flow_run_id) == []
+    runs = _ui_task_runs(flow_run_id)
+    names = [r["name"].rsplit("-", 1)[0] for r in runs]
+    for step in ("upload_audio", "submit_transcript", "wait_for_transcript", "fetch_vtt",
+                 "call-sentiment", "sales-scorecard", "call-segmentation"):
+        assert names.count(step) == 1, names
+    assert names.count("chat_completion") >= 3 and names.count("identify_speakers") == 1, names
+    assert all(r["state"]["type"] == "COMPLETED" for r in runs), [(r["name"], r["state"]["type"]) for r in runs]
+    by_name = dict(zip(names, runs))
+    analyses = [by_name[n] for n in ("call-sentiment", "sales-scorecard", "call-segmentation")]
+
+    def t(r, key):
+        return datetime.fromisoformat(r[key])
+
+    busy = sum((t(r, "end_time") - t(r, "start_time")).total_seconds() for r in analyses)
+    span = (max(t(r, "end_time") for r in analyses) - min(t(r, "start_time") for r in analyses)).total_seconds()
+    assert busy > span, [(r["name"], r["start_time"], r["end_time"]) for r in analyses]
+    assert t(by_name["fetch_vtt"], "end_time") <= min(t(r, "start_time") for r in analyses)
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(flow_run_id).state.is_completed()
 
 
 def test_one_failed_analysis_keeps_the_others_and_fails_the_run(analysed, use_local_api, sample_call, tmp_path):
@@ -128,8 +153,8 @@ def test_one_failed_analysis_keeps_the_others_and_fails_the_run(analysed, use_lo
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(state.state_details.flow_run_id)
     assert run.state.is_failed() and "sales scorecard failed" in run.state.message
-    runs = dict(_subflow_runs(run.id))
-    assert runs["sales-scorecard"].state.is_failed() and runs["call-sentiment"].state.is_completed()
+    states = {r["name"].rsplit("-", 1)[0]: r["state"]["type"] for r in _ui_task_runs(run.id)}
+    assert states["sales-scorecard"] == "FAILED" and states["call-sentiment"] == "COMPLETED", states
 
 
 def _chat(content):
@@ -169,7 +194,7 @@ def test_gateway_answering_garbage_fails_each_analysis_keeping_what_was_computed
     (dict(questions=[]), InputError, "questions is empty"),
     (dict(roles=["Sales Rep"]), InputError, "at least two"),
     (dict(rubric=[]), InputError, "rubric is empty"),
-    (dict(segmentation_prompt_template="{{ caption_lines }} {{ agenda }}"), PromptError, "agenda"),
+    (dict(segmentation_prompt_template="{{ transcript_block }} {{ agenda }}"), PromptError, "agenda"),
     (dict(scorecard_prompt_template="no-such-template"), PromptError, "unknown prompt template"),
     (dict(multichannel=True), InputError, "is mono"),
     (dict(audio="ftp://example.com/call.wav"), AudioInputError, "unsupported URL scheme"),

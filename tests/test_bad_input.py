@@ -185,11 +185,11 @@ CASES: list[Case] = [
          AuthenticationError, ("HTTP 401", "Check ASSEMBLYAI_API_KEY"), {"POST /v2/upload": 1}, server="keyed"),
 
     # ---- prompt templates (inline text): rendered with example inputs before any request
-    Case("template/syntax-error", "analyze_call(sentiment_prompt_template='{{ speaker_lines }')",
-         lambda c: c.analyze(sentiment_prompt_template="{{ speaker_lines }\n"),
+    Case("template/syntax-error", "analyze_call(sentiment_prompt_template='{{ transcript_block }')",
+         lambda c: c.analyze(sentiment_prompt_template="{{ transcript_block }\n"),
          PromptError, ("sentiment_prompt_template", "syntax error on line 1", "Fix the template")),
     Case("template/undefined-variable", "analyze_call(segmentation_prompt_template='… {{ agenda }}')",
-         lambda c: c.analyze(segmentation_prompt_template="{{ caption_lines }} {{ agenda }}"),
+         lambda c: c.analyze(segmentation_prompt_template="{{ transcript_block }} {{ agenda }}"),
          PromptError, ("segmentation_prompt_template", "'agenda' is undefined", "Variables available: ")),
     Case("template/python-internals-mro", "analyze_call(scorecard_prompt_template=\"{{ ''.__class__.__mro__ }}\")",
          lambda c: c.analyze(scorecard_prompt_template="{{ ''.__class__.__mro__ }}"),
@@ -202,7 +202,7 @@ CASES: list[Case] = [
          lambda c: c.analyze(sentiment_prompt_template="{% include '/etc/passwd' %}"),
          PromptError, ("sentiment_prompt_template", "cannot read files", "Put the text in the template itself")),
     Case("template/import-file", "call_segmentation(prompt_template=\"{% import '/etc/passwd' as p %}\")",
-         lambda c: c.segmentation(prompt_template="{% import '/etc/passwd' as p %}{{ caption_lines }}"),
+         lambda c: c.segmentation(prompt_template="{% import '/etc/passwd' as p %}{{ transcript_block }}"),
          PromptError, ("prompt template '<inline>'", "cannot read files", "Put the text in the template itself")),
     Case("template/unknown-name", "analyze_call(scorecard_prompt_template='no-such-template')",
          lambda c: c.analyze(scorecard_prompt_template="no-such-template"),

@@ -22,9 +22,12 @@ from conftest import ROOT, free_port, start_local_api, trim_wav
 POLL = "GET /v2/transcript/{transcript_id}"
 DRIVER = """
 import sys
+from prefect import flow
+from callflows.audio import check_audio
 from callflows.models import TranscriptionOptions
-from flows.transcribe import transcribe_call
-t = transcribe_call(sys.argv[1], TranscriptionOptions(speaker_labels=True, sentiment_analysis=True))
+from flows.transcribe import transcribe
+t = flow(name="transcribe")(transcribe)(check_audio(sys.argv[1]),
+                                        TranscriptionOptions(speaker_labels=True, sentiment_analysis=True))
 print("TRANSCRIPT", t.id, t.status.value, len(t.words or []))
 """
 

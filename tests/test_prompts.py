@@ -18,8 +18,8 @@ def test_sentiment_template_renders_transcript_first_and_every_question():
 
 def test_inline_template_text_is_accepted():
     """Template text (not a name) is used as is, with the same inputs."""
-    text = render(load_template("Lines: {{ lines | length }}\n{{ speaker_lines }}"), example_context(DEFAULT_QUESTIONS))
-    assert text.startswith("Lines: 2\nSpeaker A:")
+    text = render(load_template("Lines: {{ lines | length }}\n{{ transcript_block }}"), example_context(DEFAULT_QUESTIONS))
+    assert text.startswith("Lines: 2\nTranscript of a recorded call") and "\n1 [00:00] Speaker A: Hello" in text
 
 
 def test_unknown_template_name_names_the_choices():
@@ -36,7 +36,7 @@ def test_syntax_error_reports_line():
 
 def test_undefined_variable_is_an_error_and_lists_available_variables():
     """StrictUndefined: a misspelt variable is an error, not an empty string."""
-    with pytest.raises(PromptError, match=r"undefined variable.*'speaker_lnes'.*Variables available: .*speaker_lines"):
+    with pytest.raises(PromptError, match=r"undefined variable.*'speaker_lnes'.*Variables available: .*transcript_block"):
         render(load_template("{{ speaker_lnes }}\n"), example_context(DEFAULT_QUESTIONS))
 
 

@@ -6,10 +6,10 @@ import math
 import pytest
 
 from callflows.errors import InputError, LLMOutputError, PromptError
+from callflows.captions import Caption, CaptionsError, assign_speakers, parse_vtt
 from callflows.segmentation import (
-    DEFAULT_PHASES, NOT_ASSIGNED, OTHER, Caption, CaptionsError, LineAnswer, LinePhase, Phase, PhaseTimeline, RawPhase,
-    TimelineError, answer_schema_model, assign_speakers, call_duration_s, check_phase_names, parse_vtt,
-    phases_from_lines, repair_phases, timeline_problems,
+    DEFAULT_PHASES, NOT_ASSIGNED, OTHER, LineAnswer, LinePhase, Phase, PhaseTimeline, RawPhase, TimelineError,
+    answer_schema_model, call_duration_s, check_phase_names, phases_from_lines, repair_phases, timeline_problems,
 )
 from callflows.models import Utterance
 from stub_http import Canned, StubServer
@@ -89,7 +89,7 @@ def test_answer_schema_restricts_names_and_line_numbers():
     item = schema["$defs"]["Phase"]
     assert item["properties"]["name"]["enum"] == NAMES
     assert item["properties"]["first_line"]["maximum"] == 24 and item["properties"]["first_line"]["minimum"] == 1
-    assert item["properties"]["first_words"]["maxLength"] == 60
+    assert item["properties"]["first_words"]["maxLength"] == 40 and item["properties"]["summary"]["maxLength"] == 200
     assert schema["properties"]["phases"]["minItems"] == 1
 
 
@@ -257,7 +257,7 @@ def test_flow_returns_a_complete_valid_timeline_for_the_sample_call(first_run):
     assert timeline_problems(timeline.phases, NAMES, timeline.audio_duration_s) == []
     assert timeline.phases[0].start_time == 0 and timeline.phases[-1].end_time == timeline.audio_duration_s
     assert timeline.captions >= 10 and timeline.llm.served_by == "smollm2-135m"
-    assert set(timeline.timings_s) == {"transcription", "captions", "llm"}
+    assert set(timeline.timings_s) == {"llm"}
     [folder] = out.iterdir()
     saved = PhaseTimeline.model_validate_json((folder / "segmentation.json").read_text())
     assert saved.phases == timeline.phases and saved.repairs == timeline.repairs
@@ -283,12 +283,11 @@ def test_rerun_with_new_phases_and_prompt_reuses_the_transcript(first_run, use_l
     """New phases and an inline prompt: no upload, no transcription, one captions and one LLM request."""
     from flows.segmentation import call_segmentation
 
-    template = ("{{ caption_lines }}\nSplit the call into {{ phases | join(', ') }} or {{ other }}. Answer as JSON "
+    template = ("{{ transcript_block }}\nSplit the call into {{ phases | join(', ') }} or {{ other }}. Answer as JSON "
                 "with the first_line (1 to {{ line_count }}) and its first_words per phase.")
     use_local_api.reset_request_counts()
     timeline = call_segmentation(audio=str(sample_call), phases=["Greeting", "Billing question", "Farewell"],
-                                 prompt_template=template, chars_per_caption=40, results_dir=str(tmp_path),
-                                 max_tokens=600)
+                                 prompt_template=template, chars_per_caption=40, results_dir=str(tmp_path))
     counts = use_local_api.api_counts()
     assert counts.get("POST /v2/upload", 0) == 0 and counts.get("POST /v2/transcript", 0) == 0
     assert counts.get("GET /v2/transcript/{transcript_id}/vtt") == 1
@@ -304,7 +303,7 @@ def test_bad_parameters_fail_before_any_request(prefect_harness, use_local_api, 
 
     cases = [(dict(phases=[]), InputError, "phases is empty"),
              (dict(phases=["A", "a"]), InputError, "more than once"),
-             (dict(prompt_template="{{ caption_lines }} {{ agenda }}"), PromptError, "agenda"),
+             (dict(prompt_template="{{ transcript_block }} {{ agenda }}"), PromptError, "agenda"),
              (dict(audio=str(tmp_path / "nope.wav")), InputError, "not found")]
     for kwargs, error, match in cases:
         use_local_api.reset_request_counts()

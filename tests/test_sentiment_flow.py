@@ -57,7 +57,7 @@ def test_report_is_written_as_json_and_markdown_artifact(first_run):
 def test_rerun_with_a_new_prompt_reuses_the_transcript(first_run, local_api, sample_call, tmp_path):
     """A rerun with other prompt parameters makes no upload and no transcription request: only the LLM call."""
     local_api.reset_request_counts()
-    template = "{{ speaker_lines }}\n\nAnswer each question in a few words.\n{% for q in questions %}{{ loop.index }}. {{ q.question }}\n{% endfor %}Reply as JSON with keys answer_1..answer_{{ questions | length }}."
+    template = "{{ transcript_block }}\n\nAnswer each question in a few words.\n{% for q in questions %}{{ loop.index }}. {{ q.question }}\n{% endfor %}Reply as JSON with keys answer_1..answer_{{ questions | length }}."
     import os
 
     os.environ["ASSEMBLYAI_BASE_URL"] = os.environ["ASSEMBLYAI_LLM_GATEWAY_BASE_URL"] = local_api.url
@@ -81,8 +81,8 @@ def _bad_inputs(tmp_path, sample_call):
         (dict(audio=str(empty)), AudioInputError, "empty"),
         (dict(audio=str(text)), AudioInputError, "does not look like audio"),
         (dict(audio=good, prompt_template="no_such_template"), PromptError, "unknown prompt template"),
-        (dict(audio=good, prompt_template="{{ speaker_lines }\n"), PromptError, "syntax error"),
-        (dict(audio=good, prompt_template="{{ speaker_lines }} {{ customer_name }}\n"), PromptError, "customer_name"),
+        (dict(audio=good, prompt_template="{{ transcript_block }\n"), PromptError, "syntax error"),
+        (dict(audio=good, prompt_template="{{ transcript_block }} {{ customer_name }}\n"), PromptError, "customer_name"),
     ]
 
 
