@@ -174,7 +174,8 @@ class LocalLLM:
         self._lock = threading.Lock()
 
     def complete(self, req: ChatRequest, messages: list[dict]) -> dict:
-        """Run the engine (blocking) and build the gateway response."""
+        """Run the engine (blocking) and build the gateway response; ``usage`` has OpenAI's
+        ``prompt_tokens_details.cached_tokens`` (prompt tokens the model did not evaluate again)."""
         t0 = time.perf_counter_ns()
         try:
             from local_api.engines.llm import get_llm
@@ -203,6 +204,7 @@ class LocalLLM:
         elapsed = time.perf_counter_ns() - t0
         prompt_tokens = int(out.get("prompt_tokens") or 0)
         completion_tokens = int(out.get("completion_tokens") or 0)
+        cached_tokens = int(out.get("cached_tokens") or 0)
         return {
             "request_id": str(uuid.uuid4()),
             "choices": [{"index": 0,
@@ -211,7 +213,9 @@ class LocalLLM:
             "request": req.echo,
             "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens,
                       "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
+                      "total_tokens": prompt_tokens + completion_tokens,
+                      # audio_tokens: required beside cached_tokens by SDK 1.8.2's model
+                      "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": 0}},
             "http_status_code": 200,
             "response_time": elapsed,
             "llm_status_code": 200,

@@ -151,6 +151,18 @@ class LocalLLM:
             self.llama.set_cache(_import_llama().LlamaRAMCache(capacity_bytes=cache_mb << 20))
         self.load_seconds = time.monotonic() - t0
         self.lock = threading.Lock()
+        # llama-cpp's generate() evaluates the prompt's uncached suffix in its first eval() call (then
+        # one token per step): chat() records that call's length to report cached_tokens.
+        self._recording = False
+        self._first_eval: int | None = None
+        llama_eval = self.llama.eval
+
+        def eval_recorded(tokens):
+            if self._recording and self._first_eval is None:
+                self._first_eval = len(tokens)
+            return llama_eval(tokens)
+
+        self.llama.eval = eval_recorded
 
     def _params(self, messages: Iterable[Mapping[str, Any]], max_tokens: int,
                 temperature: float | None, response_format: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -185,11 +197,13 @@ class LocalLLM:
         ``temperature`` None = llama-cpp's default (0.2). ``response_format``: see
         :func:`to_llama_response_format` (a JSON schema constrains the output by grammar).
         Returns ``{content: str, finish_reason: "stop" | "length", prompt_tokens: int,
-        completion_tokens: int}``. Blocks while another generation on this model runs.
-        Raises LLMError / PromptTooLongError for bad requests.
+        completion_tokens: int, cached_tokens: int}``; ``cached_tokens``: prompt tokens not evaluated
+        again (prefix of the previous prompt or of a cached state; 0 if unknown). Blocks while another
+        generation on this model runs. Raises LLMError / PromptTooLongError for bad requests.
         """
         params = self._params(messages, max_tokens, temperature, response_format)
         with self.lock:
+            self._recording, self._first_eval = True, None
             try:
                 resp = self.llama.create_chat_completion(**params)
             except ValueError as e:
@@ -197,14 +211,19 @@ class LocalLLM:
                     raise PromptTooLongError(
                         f"prompt too long for {self.name} (context window {self.n_ctx} tokens): {e}") from None
                 raise
+            finally:
+                self._recording = False
+            evaluated = self._first_eval
         choice = resp["choices"][0]
         usage = resp.get("usage") or {}
         finish = choice.get("finish_reason") or "stop"
+        prompt_tokens = int(usage.get("prompt_tokens", 0))
         return {
             "content": choice["message"].get("content") or "",
             "finish_reason": "length" if finish == "length" else "stop",
-            "prompt_tokens": int(usage.get("prompt_tokens", 0)),
+            "prompt_tokens": prompt_tokens,
             "completion_tokens": int(usage.get("completion_tokens", 0)),
+            "cached_tokens": 0 if evaluated is None else max(0, prompt_tokens - evaluated),
         }
 
     def time_to_first_token(self, messages: Sequence[Mapping[str, Any]], *, max_tokens: int = 8) -> float:
