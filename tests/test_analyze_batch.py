@@ -259,7 +259,7 @@ def test_cli_bad_parameter_is_a_one_line_error_before_any_request(prefect_harnes
 
 @pytest.fixture(scope="module")
 def inbox_runs(prefect_harness, local_api, sample_call, tmp_path_factory):
-    """Two runs of analyze-inbox over one inbox: the sample call, its first 40 s, a text file and a
+    """Two runs of analyze-inbox over one inbox: the sample call's first 30 s and 20 s, a text file and a
     truncated WAV (plus a subfolder, ignored). Between the runs the sample call is renamed.
     Returns (inbox, results, [(state, report, API request counts) per run])."""
     from flows.batch import InboxFailedError, analyze_inbox
@@ -267,8 +267,8 @@ def inbox_runs(prefect_harness, local_api, sample_call, tmp_path_factory):
     root = tmp_path_factory.mktemp("batch")
     inbox, results = root / "inbox", root / "results"
     (inbox / "archive").mkdir(parents=True)
-    shutil.copy(sample_call, inbox / "call-a.wav")
-    trim_wav(sample_call, inbox / "short.wav", 40)
+    trim_wav(sample_call, inbox / "call-a.wav", 30)
+    trim_wav(sample_call, inbox / "short.wav", 20)
     (inbox / "notes.txt").write_text("Call back Mrs. Jones on Monday.\n")
     (inbox / "broken.wav").write_bytes(sample_call.read_bytes()[:2000])  # header of 70 s, 60 ms of data
     trim_wav(sample_call, inbox / "archive" / "old.wav", 20)

@@ -26,9 +26,12 @@ def test_missing_audio_is_a_one_line_error(tmp_path):
 
 def test_analyze_uses_the_running_local_server_and_writes_results(local_api, sample_call, tmp_path):
     """With no key, analyze says in one line that it uses the local server, prints the sentiment report,
-    the sales scorecard and the call segmentation, and writes their JSON."""
+    the sales scorecard and the call segmentation, and writes their JSON (the sample call's first 30 s)."""
+    from conftest import trim_wav
+
     out = tmp_path / "out"
-    result = run_cli("analyze", str(sample_call), "--out", str(out),
+    call = trim_wav(sample_call, tmp_path / "call.wav", 30)
+    result = run_cli("analyze", str(call), "--out", str(out),
                      env_extra={"CALLFLOWS_HOME": str(tmp_path / "home"), "CALLFLOWS_LOCAL_API_URL": local_api.url,
                                 "PREFECT_HOME": str(tmp_path / "home" / "prefect")})
     assert result.returncode == 0, result.stderr[-3000:]
@@ -39,8 +42,8 @@ def test_analyze_uses_the_running_local_server_and_writes_results(local_api, sam
     [path] = out.glob("*/sentiment.json")
     assert len(json.loads(path.read_text())["answers"]) == 5
     [path] = out.glob("*/scorecard.json")
-    assert len(json.loads(path.read_text())["coaching_suggestions"]) == 3
+    assert 1 <= len(json.loads(path.read_text())["coaching_suggestions"]) <= 3  # repeated ones are dropped
     assert "## Call segmentation" in result.stdout
     [path] = out.glob("*/segmentation.json")
     phases = json.loads(path.read_text())["phases"]
-    assert phases[0]["start_time"] == 0 and phases[-1]["end_time"] > 69
+    assert phases[0]["start_time"] == 0 and phases[-1]["end_time"] >= 29.9

@@ -49,7 +49,7 @@ def test_two_overlapping_inbox_runs_fan_out_over_two_machines_and_pay_once(tmp_p
     shared = tmp_path / "shared"
     storage, results, inbox = shared / "storage", shared / "results", shared / "inbox"
     inbox.mkdir(parents=True)
-    for i, seconds in enumerate((25, 30, 35)):
+    for i, seconds in enumerate((14, 18, 22)):
         trim_wav(SAMPLE_CALL, inbox / f"call-{i}.wav", seconds)
     home_a, home_b = tmp_path / "machine-a", tmp_path / "machine-b"
     port, local_api_url = free_port(), f"http://127.0.0.1:{free_port()}"

@@ -310,7 +310,9 @@ def test_chat_completion_shape_and_transcript_injection(local_api, done):
     assert choice["index"] == 0 and choice["message"]["role"] == "assistant"
     assert isinstance(choice["message"]["content"], str) and choice["finish_reason"] in ("stop", "length")
     usage = body["usage"]
-    assert set(usage) == {"input_tokens", "output_tokens", "prompt_tokens", "completion_tokens", "total_tokens"}
+    assert set(usage) == {"input_tokens", "output_tokens", "prompt_tokens", "completion_tokens", "total_tokens",
+                          "prompt_tokens_details"}
+    assert 0 <= usage["prompt_tokens_details"]["cached_tokens"] < usage["prompt_tokens"]
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert isinstance(body["response_time"], int) and body["response_time"] > 1_000_000  # ns
 

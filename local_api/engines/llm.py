@@ -75,6 +75,14 @@ def _threads() -> int:
         return 2
 
 
+def _prompt_lookup_tokens() -> int:
+    """``CALLFLOWS_LLM_PROMPT_LOOKUP``: tokens drafted by llama-cpp's prompt-lookup decoding (0: off)."""
+    try:
+        return max(0, int(os.environ.get("CALLFLOWS_LLM_PROMPT_LOOKUP", "0")))
+    except ValueError:
+        return 0
+
+
 def _state_cache_mb() -> int:
     try:
         return max(0, int(os.environ.get("CALLFLOWS_LLM_STATE_CACHE_MB", "1024")))
@@ -143,8 +151,14 @@ class LocalLLM:
         path = llm_model_path(name)  # verifies sha256
         t0 = time.monotonic()
         self.name = name
+        lookup = _prompt_lookup_tokens()
+        draft = None
+        if lookup:
+            _import_llama()  # with the OpenMP setting
+            from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+            draft = LlamaPromptLookupDecoding(num_pred_tokens=lookup)
         self.llama = Llama(model_path=str(path), n_ctx=int(spec.options.get("n_ctx", 8192)),
-                           n_threads=_threads(), n_batch=512, verbose=False)
+                           n_threads=_threads(), n_batch=512, verbose=False, draft_model=draft)
         self.n_ctx = int(self.llama.n_ctx())
         cache_mb = _state_cache_mb()
         if cache_mb > 0:
