@@ -50,7 +50,7 @@ def prompts() -> dict[str, tuple[str, dict]]:
     names = check_phase_names(DEFAULT_PHASES)
 
     def fmt(model, name):
-        return response_format_for(model, name).model_dump(exclude_none=True)
+        return response_format_for(model, name).model_dump(exclude_none=True, by_alias=True)
 
     return {
         "sentiment": (render(load_template("sentiment"), sentiment_context(captions, DEFAULT_QUESTIONS, sentences)),

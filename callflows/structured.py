@@ -26,6 +26,44 @@ def response_format_for(model: type[BaseModel], name: str) -> ResponseFormat:
     return ResponseFormat(json_schema=JsonSchemaSpec(name=name, schema=schema, strict=True))
 
 
+def max_answer_chars(model: type[BaseModel]) -> int | None:
+    """The longest JSON text (characters, compact, no escapes) that ``model``'s schema allows, or
+    None when a string or array in it is unbounded. With one token per character (the worst case: a
+    small model looping on digits), an answer of that many tokens always ends inside the schema."""
+    schema = model.model_json_schema()
+    defs = schema.get("$defs", {})
+
+    def size(node: dict) -> int | None:
+        if "$ref" in node:
+            return size(defs[node["$ref"].rsplit("/", 1)[-1]])
+        for key in ("anyOf", "oneOf"):
+            if key in node:
+                sizes = [size(n) for n in node[key]]
+                return None if None in sizes else max(sizes)
+        if "enum" in node or "const" in node:
+            return max(len(json.dumps(v)) for v in node.get("enum", [node.get("const")]))
+        kind = node.get("type")
+        if kind == "string":
+            return None if "maxLength" not in node else node["maxLength"] + 2
+        if kind in ("integer", "number"):
+            return 20
+        if kind == "boolean":
+            return 5
+        if kind == "null":
+            return 4
+        if kind == "array":
+            item = size(node.get("items", {}))
+            return None if item is None or "maxItems" not in node else 2 + node["maxItems"] * (item + 1)
+        if kind == "object":
+            parts = [size(v) for v in node.get("properties", {}).values()]
+            if None in parts:
+                return None
+            return 2 + sum(len(json.dumps(k)) + 1 + n + 1 for k, n in zip(node.get("properties", {}), parts))
+        return None
+
+    return size(schema)
+
+
 def parse_answer(content: str, model: type[M]) -> M:
     """Parse the LLM's ``content`` as JSON and validate it against ``model``.
 

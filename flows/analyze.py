@@ -30,7 +30,7 @@ from callflows.segmentation import example_context as segmentation_example_conte
 from callflows.sentiment import DEFAULT_QUESTIONS, Question, SentimentReport, check_questions
 from callflows.sentiment import example_context as sentiment_example_context
 from flows.transcribe import fetch_captions, transcribe
-from tasks.analyses import DEFAULT_MAX_TOKENS, analyze_sentiment, score_call, segment_call
+from tasks.analyses import analyze_sentiment, score_call, segment_call
 from tasks.common import RESULT_STORAGE
 from tasks.reports import publish_report, result_dir
 
@@ -145,7 +145,7 @@ def analyze_call(
     phases: Annotated[list[str], Field(description="Segmentation phase names in call order; anything else is "
                                        "'Other'.")] = DEFAULT_PHASES,
     max_tokens: Annotated[int | None, Field(ge=256, le=16000, description="LLM answer limit for each analysis; "
-                                            "empty: each analysis flow's default.")] = None,
+                                            "empty: enough for the longest answer allowed.")] = None,
     speakers_expected: Annotated[int | None, Field(ge=1, le=10, description="Exact speaker count, only "
                                                     "if certain.")] = None,
     multichannel: Annotated[bool | None, Field(description="One speaker per channel; default: on for stereo "
@@ -168,8 +168,8 @@ def analyze_call(
         roles: scorecard speaker roles; the first is the one coached.
         rubric: scorecard criteria, each with its allowed answers.
         phases: segmentation phase names in call order; anything else is ``Other``.
-        max_tokens: LLM answer limit for each analysis; empty: each analysis's default
-            (``tasks.analyses.DEFAULT_MAX_TOKENS``, as in the analysis flows).
+        max_tokens: LLM answer limit for each analysis; empty: enough for the longest answer each
+            analysis's schema allows.
         speakers_expected: exact number of speakers, only if certain.
         multichannel: one speaker per channel; default: on for stereo WAV input.
         poll_timeout_s: seconds to wait for the transcript.
@@ -204,20 +204,17 @@ def analyze_call(
     captions = fetch_captions(transcript, out_dir)
     timings = {"transcription": time.monotonic() - started}
 
-    llm = {"model": model, "temperature": 0.0}
-    defaults = DEFAULT_MAX_TOKENS
+    llm = {"model": model, "temperature": 0.0, "max_tokens": max_tokens}
     common = {"audio": audio, "out_dir": str(out_dir)}
     started = time.monotonic()
     futures = {
         "sentiment": analyze_sentiment.submit(
-            transcript, captions, questions, **common, prompt_template=sentiment_prompt_template, **llm,
-            max_tokens=max_tokens or defaults["sentiment"]),
+            transcript, captions, questions, **common, prompt_template=sentiment_prompt_template, **llm),
         "scorecard": score_call.submit(
             transcript, captions, roles, rubric, **common, ideal_rep_talk_share=DEFAULT_IDEAL_REP_TALK_SHARE,
-            prompt_template=scorecard_prompt_template, **llm, max_tokens=max_tokens or defaults["scorecard"]),
+            prompt_template=scorecard_prompt_template, **llm),
         "segmentation": segment_call.submit(
-            transcript, captions, names, **common, prompt_template=segmentation_prompt_template, **llm,
-            max_tokens=max_tokens or defaults["segmentation"]),
+            transcript, captions, names, **common, prompt_template=segmentation_prompt_template, **llm),
     }
     results: dict[str, BaseModel] = {}
     errors: dict[str, str] = {}

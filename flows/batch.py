@@ -321,7 +321,7 @@ def analyze_inbox(
                                             "not exist (or is empty), each call runs in this process.")]
     = ANALYZE_CALL_DEPLOYMENT,
     max_tokens: Annotated[int | None, Field(ge=256, le=16000, description="LLM answer limit for each analysis; "
-                                            "empty: each analysis's default.")] = None,
+                                            "empty: enough for the longest answer allowed.")] = None,
     call_timeout_s: Annotated[float, Field(gt=0, description="Seconds to wait for one call's analyze-call run "
                                            "before reporting it failed.")] = 7200.0,
 ) -> BatchReport:
@@ -337,7 +337,7 @@ def analyze_inbox(
         max_in_flight: at most this many analyze-call runs at a time.
         deployment: the analyze-call deployment to start runs of; when it does not exist (or is empty),
             each call runs in this process.
-        max_tokens: LLM answer limit for each analysis; empty: each analysis's default.
+        max_tokens: LLM answer limit for each analysis; empty: enough for the longest answer allowed.
         call_timeout_s: seconds to wait for one call's analyze-call run before reporting it failed.
 
     A recording is new when its content (SHA-256; for a URL, the URL) has no row in the ledger

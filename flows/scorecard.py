@@ -18,7 +18,7 @@ from callflows.prompts import load_template, render
 from callflows.scorecard import (DEFAULT_IDEAL_REP_TALK_SHARE, DEFAULT_ROLES, DEFAULT_RUBRIC, RubricCriterion,
                                  Scorecard, check_roles, check_rubric, check_speakers, example_context)
 from flows.transcribe import fetch_captions, transcribe
-from tasks.analyses import DEFAULT_MAX_TOKENS, score_call
+from tasks.analyses import score_call
 from tasks.reports import result_dir
 
 
@@ -31,7 +31,8 @@ def sales_scorecard(
     rubric: Annotated[list[RubricCriterion], Field(description="Criteria with allowed answers.")] = DEFAULT_RUBRIC,
     prompt_template: Annotated[str, Field(description="Template name in prompts/ or template text.")] = "scorecard",
     model: Annotated[str, Field(description="LLM Gateway model.")] = DEFAULT_LLM_MODEL,
-    max_tokens: Annotated[int, Field(ge=256, le=16000)] = DEFAULT_MAX_TOKENS["scorecard"],
+    max_tokens: Annotated[int | None, Field(ge=256, le=16000, description="LLM answer limit; empty: enough for "
+                                            "the longest answer the schema allows.")] = None,
     temperature: Annotated[float, Field(ge=0, le=2)] = 0.0,
     speakers_expected: Annotated[int | None, Field(ge=1, le=10)] = None,
     multichannel: Annotated[bool | None, Field(description="One speaker per channel; default: on for stereo "
@@ -50,7 +51,7 @@ def sales_scorecard(
             and a quote that is checked against the transcript.
         prompt_template: a template name in prompts/ (``scorecard``) or the template text.
         model: LLM Gateway model (the local server serves any catalogue name with its local model).
-        max_tokens: LLM answer limit in tokens.
+        max_tokens: LLM answer limit in tokens; None: enough for the longest answer the schema allows.
         temperature: LLM sampling temperature (0: most deterministic).
         speakers_expected: exact number of speakers, only if certain.
         multichannel: one speaker per channel; default: on for stereo WAV input.

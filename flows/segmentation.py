@@ -17,7 +17,7 @@ from callflows.llm import DEFAULT_LLM_MODEL
 from callflows.prompts import load_template, render
 from callflows.segmentation import DEFAULT_PHASES, PhaseTimeline, check_phase_names, example_context
 from flows.transcribe import fetch_captions, transcribe
-from tasks.analyses import DEFAULT_MAX_TOKENS, segment_call
+from tasks.analyses import segment_call
 from tasks.reports import result_dir
 
 
@@ -29,7 +29,8 @@ def call_segmentation(
     prompt_template: Annotated[str, Field(description="Template name in prompts/ or the template text.")]
     = "segmentation",
     model: Annotated[str, Field(description="LLM Gateway model.")] = DEFAULT_LLM_MODEL,
-    max_tokens: Annotated[int, Field(ge=64, le=16000)] = DEFAULT_MAX_TOKENS["segmentation"],
+    max_tokens: Annotated[int | None, Field(ge=64, le=16000, description="LLM answer limit; empty: enough for "
+                                            "the longest answer the schema allows.")] = None,
     temperature: Annotated[float, Field(ge=0, le=2)] = 0.0,
     chars_per_caption: Annotated[int | None, Field(ge=1, le=1000, description="Maximum characters per caption "
                                                    "(GET .../vtt?chars_per_caption); default: the API's.")] = None,
@@ -48,7 +49,7 @@ def call_segmentation(
             Complaint, Resolution, Goodbye); ``Other`` is added for everything else.
         prompt_template: a template name in prompts/ (``segmentation``) or the template text.
         model: LLM Gateway model (the local server serves any catalogue name with its local model).
-        max_tokens: LLM answer limit in tokens.
+        max_tokens: LLM answer limit in tokens; None: enough for the longest answer the schema allows.
         temperature: LLM sampling temperature (0: most deterministic).
         chars_per_caption: caption length passed to ``GET /v2/transcript/{id}/vtt``; empty: the API's.
         speakers_expected: exact number of speakers, only if certain.

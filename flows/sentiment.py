@@ -17,7 +17,7 @@ from callflows.llm import DEFAULT_LLM_MODEL
 from callflows.prompts import load_template, render
 from callflows.sentiment import DEFAULT_QUESTIONS, Question, SentimentReport, check_questions, example_context
 from flows.transcribe import fetch_captions, transcribe
-from tasks.analyses import DEFAULT_MAX_TOKENS, analyze_sentiment
+from tasks.analyses import analyze_sentiment
 from tasks.reports import result_dir
 
 
@@ -28,7 +28,8 @@ def call_sentiment(
                                                "context and answer format.")] = DEFAULT_QUESTIONS,
     prompt_template: Annotated[str, Field(description="Template name in prompts/ or the template text.")] = "sentiment",
     model: Annotated[str, Field(description="LLM Gateway model.")] = DEFAULT_LLM_MODEL,
-    max_tokens: Annotated[int, Field(ge=64, le=16000)] = DEFAULT_MAX_TOKENS["sentiment"],
+    max_tokens: Annotated[int | None, Field(ge=64, le=16000, description="LLM answer limit; empty: enough for "
+                                            "the longest answer the schema allows.")] = None,
     temperature: Annotated[float, Field(ge=0, le=2)] = 0.0,
     speakers_expected: Annotated[int | None, Field(ge=1, le=10, description="Exact speaker count, only "
                                                     "if certain.")] = None,
@@ -42,7 +43,7 @@ def call_sentiment(
         questions: questions with optional context and answer format.
         prompt_template: a template name in prompts/ (``sentiment``) or the template text.
         model: LLM Gateway model (the local server serves any catalogue name with its local model).
-        max_tokens: LLM answer limit in tokens.
+        max_tokens: LLM answer limit in tokens; None: enough for the longest answer the schema allows.
         temperature: LLM sampling temperature (0: most deterministic).
         speakers_expected: exact number of speakers if known (AssemblyAI: only when certain).
         results_dir: where ``<audio>-<id>/sentiment.json`` is written.

@@ -6,6 +6,7 @@ A standalone analysis flow runs one of them after transcribing; analyze-call sub
 transcript. Every prompt starts with the same transcript block (``callflows.captions``), so the second
 and third analyses of a call reuse the LLM's evaluated prefix.
 
+``max_tokens`` None: enough for the longest answer the schema allows (``tasks.llm.ask_structured``).
 Each raises ``LLMOutputError`` after one retry with the validation error (what was computed before the
 LLM request is already written), and whatever ``chat_completion`` / ``identify_speakers`` raise once
 their retries run out (``APIError``).
@@ -39,13 +40,11 @@ SENTIMENT_ARTIFACT = "call-sentiment"
 SCORECARD_ARTIFACT = "sales-scorecard"
 SEGMENTATION_ARTIFACT = "call-segmentation"
 NO_SPEECH = "No speech was transcribed."
-# max_tokens of each analysis when the caller gives none (the answers' bounded fields fit well within)
-DEFAULT_MAX_TOKENS = {"sentiment": 2000, "scorecard": 2000, "segmentation": 1500}
 
 
 @task(name="call-sentiment", cache_policy=NO_CACHE)
 def analyze_sentiment(transcript: Transcript, captions: list[Caption], questions: list[Question], *,
-                      audio: str, out_dir: str, prompt_template: str = "sentiment", model: str, max_tokens: int,
+                      audio: str, out_dir: str, prompt_template: str = "sentiment", model: str, max_tokens: int | None,
                       temperature: float) -> SentimentReport:
     """Per-sentence sentiment (``sentiment_analysis_results``) counted per speaker, and the LLM's answers
     to ``questions`` (AssemblyAI cookbook "Analyze the sentiment of a customer call"). Writes
@@ -74,7 +73,7 @@ def analyze_sentiment(transcript: Transcript, captions: list[Caption], questions
 @task(name="sales-scorecard", cache_policy=NO_CACHE)
 def score_call(transcript: Transcript, captions: list[Caption], roles: list[str], rubric: list[RubricCriterion], *,
                audio: str, out_dir: str, ideal_rep_talk_share: float, prompt_template: str = "scorecard",
-               model: str, max_tokens: int, temperature: float) -> Scorecard:
+               model: str, max_tokens: int | None, temperature: float) -> Scorecard:
     """AssemblyAI's sales-call example: speakers identified by role (``POST /v1/understanding``),
     conversation metrics computed from the utterances (written first, as ``<out_dir>/metrics.json``),
     then the LLM's scorecard with every quote checked against the transcript (``scorecard.json``).
@@ -110,7 +109,7 @@ def score_call(transcript: Transcript, captions: list[Caption], roles: list[str]
 @task(name="call-segmentation", cache_policy=NO_CACHE)
 def segment_call(transcript: Transcript, captions: list[Caption], names: list[str], *, audio: str, out_dir: str,
                  chars_per_caption: int | None = None, prompt_template: str = "segmentation", model: str,
-                 max_tokens: int, temperature: float) -> PhaseTimeline:
+                 max_tokens: int | None, temperature: float) -> PhaseTimeline:
     """AssemblyAI's guide "Segment a phone call using LLM Gateway", made reliable: the LLM names the
     caption line where each phase starts; times (s) come from the captions; the answer is repaired
     into a complete timeline (``callflows.segmentation``). Writes ``<out_dir>/segmentation.json``. A

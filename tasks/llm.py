@@ -11,7 +11,10 @@ from callflows.errors import LLMOutputError
 from callflows.llm import LLMUsage
 from callflows.models import (ChatCompletion, ChatCompletionRequest, ChatMessage, SpeakerIdentification,
                               UnderstandingResponse)
-from callflows.structured import parse_answer, response_format_for
+from callflows.structured import max_answer_chars, parse_answer, response_format_for
+
+FALLBACK_MAX_TOKENS = 2000  # for a schema with an unbounded string or list
+ANSWER_TOKENS_MARGIN = 64  # whitespace between JSON tokens
 from tasks.common import RESULT_STORAGE, RETRYING, resolve_settings, says_when_retries_run_out
 from tasks.limits import llm_gateway_slot
 
@@ -37,7 +40,7 @@ M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
 
 
-def ask_structured(prompt: str, answer_model: type[M], *, schema_name: str, model: str, max_tokens: int,
+def ask_structured(prompt: str, answer_model: type[M], *, schema_name: str, model: str, max_tokens: int | None,
                    temperature: float, schema_model: type[BaseModel] | None = None,
                    check: Callable[[M], R] | None = None) -> tuple[M | R, LLMUsage]:
     """Send ``prompt`` to the LLM Gateway (``chat_completion``) with ``answer_model``'s JSON schema (or
@@ -47,8 +50,14 @@ def ask_structured(prompt: str, answer_model: type[M], *, schema_name: str, mode
     cannot use). An answer that is not valid JSON, does not match, or fails ``check`` is sent back
     once with the error; a second failure raises ``LLMOutputError`` (which keeps the raw answer).
 
+    ``max_tokens`` None: the longest answer the schema allows, at one token per character
+    (``callflows.structured.max_answer_chars``), so a bounded answer is never cut off.
+
     Returns (parsed answer or ``check``'s result, the usage of both attempts).
     """
+    if max_tokens is None:
+        longest = max_answer_chars(schema_model or answer_model)
+        max_tokens = FALLBACK_MAX_TOKENS if longest is None else longest + ANSWER_TOKENS_MARGIN
     request = ChatCompletionRequest(model=model, messages=[ChatMessage(role="user", content=prompt)],
                                     max_tokens=max_tokens, temperature=temperature,
                                     response_format=response_format_for(schema_model or answer_model, schema_name))

@@ -28,3 +28,31 @@ def test_invalid_json_keeps_the_raw_answer():
 def test_missing_key_is_named():
     with pytest.raises(LLMOutputError, match=r"answer_2: Field required"):
         parse_answer('{"answer_1": "ok"}', answers_model(2))
+
+
+def test_max_answer_chars_is_the_longest_json_the_schema_allows():
+    """Bounded strings, lists, enums and numbers add up to the longest compact JSON answer; an
+    unbounded string makes it None (the caller then falls back to a fixed max_tokens)."""
+    import json
+    from typing import Literal
+
+    from pydantic import BaseModel, Field
+
+    from callflows.structured import max_answer_chars
+
+    class Item(BaseModel):
+        kind: Literal["a", "bbb"]
+        text: str = Field(max_length=5)
+
+    class Answer(BaseModel):
+        items: list[Item] = Field(max_length=2)
+        n: int
+
+    longest = Answer(items=[Item(kind="bbb", text="x" * 5)] * 2, n=-10 ** 18)
+    assert len(longest.model_dump_json()) <= max_answer_chars(Answer) <= len(longest.model_dump_json()) + 10
+    assert json.loads(longest.model_dump_json())
+
+    class Open(BaseModel):
+        text: str
+
+    assert max_answer_chars(Open) is None
