@@ -9,6 +9,7 @@ the answer is held until the client times out).
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -23,15 +24,21 @@ from tasks.common import HTTP_RETRIES
 SEED = 20261122
 VOLATILE = {"transcript_id", "created_at", "result_dir", "started_at", "finished_at", "analysed_at", "ledger",
             "results_dir", "files", "timings", "timings_s"}
+# What the LLM wrote. llama.cpp's logits depend on how a prompt was split into evaluation batches, and
+# the analyses share a cached prompt prefix whose state depends on which request came first (a retried
+# request finds more of it cached), so greedy answers can differ in a token between two correct runs.
+# Everything computed from the transcript is compared exactly; LLM answers only for being there.
+LLM_WRITTEN = {"answers", "summary", "talk_listen", "sentiment_shifts", "coaching_suggestions", "criteria",
+               "unverified_quotes", "phases", "repairs", "llm"}
 
 
 @pytest.fixture(scope="module")
 def inbox(sample_call, tmp_path_factory) -> Path:
-    """Two recordings: the sample call's first 34 s (greeting, problem, the agent finding the cause) and
-    its first 20 s (greeting, the customer's problem). Short calls keep the LLM work small; every route
-    still gets every fault kind (the first faults of each route cover all kinds)."""
+    """Two recordings: the sample call and its first 20 s (greeting, the customer's problem). The first
+    faults of each route cover every kind; the sample call's polls take the poll route's, so the
+    second recording's retried create does not meet them in its look-up as well."""
     folder = tmp_path_factory.mktemp("fault-inbox")
-    trim_wav(sample_call, folder / "a_support_call.wav", 34)
+    shutil.copy(sample_call, folder / "a_support_call.wav")
     trim_wav(sample_call, folder / "b_opening.wav", 20)
     return folder
 
@@ -42,9 +49,10 @@ def point_at(server, monkeypatch) -> None:
 
 
 def normalised(value):
-    """A result with what differs between two correct runs removed (ids, times, folders)."""
+    """A result with what differs between two correct runs removed (ids, times, folders), and each
+    LLM-written field replaced by whether it is there."""
     if isinstance(value, dict):
-        return {k: normalised(v) for k, v in value.items() if k not in VOLATILE}
+        return {k: (v is not None if k in LLM_WRITTEN else normalised(v)) for k, v in value.items() if k not in VOLATILE}
     if isinstance(value, list):
         return [normalised(v) for v in value]
     return value
@@ -70,11 +78,11 @@ def created_jobs(server) -> list[dict]:
 def test_batch_under_random_faults_matches_a_fault_free_run(prefect_harness, inbox, tmp_path, monkeypatch):
     """Seeded random faults on upload, create, poll, vtt, chat and understanding: every endpoint gets
     every fault kind at least once; the batch still analyses both recordings with results identical
-    to a fault-free run, and creates exactly one transcript per recording (a create whose answer was
+    to a fault-free run (LLM-written fields: present in both), and creates exactly one transcript per recording (a create whose answer was
     lost is found again, not sent twice)."""
     monkeypatch.setenv("ASSEMBLYAI_HTTP_TIMEOUT", "3")
     monkeypatch.setenv("CALLFLOWS_UPLOAD_TIMEOUT_S", "10")
-    monkeypatch.setenv("CALLFLOWS_LLM_TIMEOUT_S", "90")  # chats queue for one local model; a lost answer waits this long
+    monkeypatch.setenv("CALLFLOWS_LLM_TIMEOUT_S", "180")  # chats queue for one local model
     clean = start_local_api(tmp_path / "clean")
     chaotic = start_local_api(tmp_path / "chaotic")
     try:
