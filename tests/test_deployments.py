@@ -331,8 +331,10 @@ def test_the_scheduler_creates_the_nightly_inbox_runs(prefect_api, served):
 @pytest.mark.parametrize("deployment, parameters, message", [
     ("call-segmentation/call-segmentation", {"promt_template": "x"},
      "Additional properties are not allowed ('promt_template' was unexpected)"),
-    ("call-sentiment/call-sentiment", {"max_tokens": "lots"},
-     "Validation failed for field 'max_tokens'. Failure reason: 'lots' is not of type 'integer'"),
+    ("call-sentiment/call-sentiment", {"temperature": "hot"},
+     "Validation failed for field 'temperature'. Failure reason: 'hot' is not of type 'number'"),
+    ("call-sentiment/call-sentiment", {"max_tokens": "lots"},  # int | None
+     "Validation failed for field 'max_tokens'. Failure reason: 'lots' is not valid under any of the given schemas"),
     ("sales-scorecard/sales-scorecard", {"roles": "Sales Rep"},
      "Validation failed for field 'roles'. Failure reason: 'Sales Rep' is not of type 'array'"),
     ("analyze-inbox/analyze-inbox", {"max_recordings": 0},
