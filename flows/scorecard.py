@@ -16,7 +16,7 @@ from callflows.audio import call_options, check_audio
 from callflows.llm import DEFAULT_LLM_MODEL
 from callflows.prompts import load_template, render
 from callflows.scorecard import (DEFAULT_IDEAL_REP_TALK_SHARE, DEFAULT_ROLES, DEFAULT_RUBRIC, RubricCriterion,
-                                 Scorecard, check_roles, check_rubric, check_speakers, example_context)
+                                 Scorecard, check_roles, check_rubric, example_context)
 from flows.transcribe import fetch_captions, transcribe
 from tasks.analyses import score_call
 from tasks.reports import result_dir
@@ -68,7 +68,6 @@ def sales_scorecard(
     render(load_template(prompt_template), example_context(roles, rubric))  # before any request
     source = check_audio(audio)
     transcript = transcribe(source, call_options(source, multichannel, speakers_expected), poll_timeout_s)
-    check_speakers(transcript, roles)
     out_dir = result_dir(results_dir, source.name, transcript.id)
     return score_call(transcript, fetch_captions(transcript, out_dir), roles, rubric, audio=audio,
                       out_dir=str(out_dir), ideal_rep_talk_share=ideal_rep_talk_share,
