@@ -17,13 +17,17 @@ from typing import Any
 
 from prefect import get_run_logger
 from prefect.runtime import task_run
-from prefect.tasks import exponential_backoff
 
 from callflows.errors import APIError, ConfigurationError
 from callflows.settings import Settings
+from tasks import logs
+
+logs.install()  # every flow imports this module, in any process that runs one
 
 HTTP_RETRIES = int(os.environ.get("CALLFLOWS_HTTP_RETRIES", "4"))
-RETRY_DELAYS_S = exponential_backoff(backoff_factor=float(os.environ.get("CALLFLOWS_RETRY_BACKOFF_S", "2")))
+# One delay, not a list: the classic UI shows a task's retry delay list as "Retry Delay: NaNs". 5 s
+# apart as AssemblyAI's upload-retry cookbook does; the jitter spreads it over 2.5-7.5 s.
+RETRY_DELAY_S = float(os.environ.get("CALLFLOWS_RETRY_DELAY_S", "5"))
 RETRY_JITTER = 0.5
 MAX_RETRY_AFTER_S = 300.0
 SECRET_BLOCK_ENV = "CALLFLOWS_API_KEY_SECRET_BLOCK"
@@ -100,5 +104,5 @@ def stable_hash(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-RETRYING = dict(retries=HTTP_RETRIES, retry_delay_seconds=RETRY_DELAYS_S, retry_jitter_factor=RETRY_JITTER,
+RETRYING = dict(retries=HTTP_RETRIES, retry_delay_seconds=RETRY_DELAY_S, retry_jitter_factor=RETRY_JITTER,
                 retry_condition_fn=retry_if_transient)

@@ -18,7 +18,7 @@ _PREFECT_HOME = tempfile.mkdtemp(prefix="callflows-test-prefect-")
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ["CALLFLOWS_RETRY_BACKOFF_S"] = "0.2"
+os.environ["CALLFLOWS_RETRY_DELAY_S"] = "0.2"
 for _name in ("ASSEMBLYAI_API_KEY", "ASSEMBLYAI_BASE_URL", "ASSEMBLYAI_LLM_GATEWAY_BASE_URL",
               "CALLFLOWS_API_KEY_SECRET_BLOCK", "PREFECT_API_URL"):
     os.environ.pop(_name, None)

@@ -120,7 +120,7 @@ def test_server_killed_mid_job_finishes_its_jobs_after_a_restart_and_the_flow_ca
     flow = None
     second = None
     try:
-        env = flow_env(first, tmp_path / "prefect", CALLFLOWS_RETRY_BACKOFF_S="2")
+        env = flow_env(first, tmp_path / "prefect", CALLFLOWS_RETRY_DELAY_S="2")
         flow = start_flow(clip, env, log)
         processing = wait_until(lambda: [j for j in jobs(first) if j["status"] == "processing"]
                                 and first.request_counts().get(POLL, 0) >= 1, 180, "the flow's job to be processing")

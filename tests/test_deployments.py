@@ -194,7 +194,7 @@ def base_env(**extra: str) -> dict[str, str]:
     """The environment for subprocesses: no AssemblyAI key, no stray Prefect API, fast retries."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSEMBLYAI_", "PREFECT_API_"))}
     env.pop("CALLFLOWS_API_KEY_SECRET_BLOCK", None)
-    env.update({"CALLFLOWS_RETRY_BACKOFF_S": "0.2", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    env.update({"CALLFLOWS_RETRY_DELAY_S": "0.2", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                 "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1"})
     env.update(extra)
     return env
@@ -333,8 +333,10 @@ def test_the_scheduler_creates_the_nightly_inbox_runs(prefect_api, served):
      "Additional properties are not allowed ('promt_template' was unexpected)"),
     ("call-sentiment/call-sentiment", {"temperature": "hot"},
      "Validation failed for field 'temperature'. Failure reason: 'hot' is not of type 'number'"),
-    ("call-sentiment/call-sentiment", {"max_tokens": "lots"},  # int | None
-     "Validation failed for field 'max_tokens'. Failure reason: 'lots' is not valid under any of the given schemas"),
+    ("call-sentiment/call-sentiment", {"max_tokens": "lots"},
+     "Validation failed for field 'max_tokens'. Failure reason: 'lots' is not of type 'integer'"),
+    ("call-segmentation/call-segmentation", {"multichannel": True},
+     "Validation failed for field 'multichannel'. Failure reason: True is not one of ['auto', 'on', 'off']"),
     ("sales-scorecard/sales-scorecard", {"roles": "Sales Rep"},
      "Validation failed for field 'roles'. Failure reason: 'Sales Rep' is not of type 'array'"),
     ("analyze-inbox/analyze-inbox", {"max_recordings": 0},

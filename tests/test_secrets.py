@@ -27,7 +27,7 @@ def run_cli(audio: Path, out: Path, home: Path, base_url: str) -> subprocess.Com
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSEMBLYAI_", "PREFECT_"))}
     env.update({"ASSEMBLYAI_API_KEY": KEY, "ASSEMBLYAI_BASE_URL": base_url,
                 "ASSEMBLYAI_LLM_GATEWAY_BASE_URL": base_url, "CALLFLOWS_HOME": str(home),
-                "PREFECT_HOME": str(home / "prefect"), "CALLFLOWS_RETRY_BACKOFF_S": "0.2",
+                "PREFECT_HOME": str(home / "prefect"), "CALLFLOWS_RETRY_DELAY_S": "0.2",
                 "PREFECT_LOGGING_LEVEL": "DEBUG"})
     return subprocess.run([sys.executable, "-m", "flows.cli", "analyze", str(audio), "--out", str(out)], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=900)
