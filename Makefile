@@ -46,6 +46,7 @@ load-test: setup
 ## Every performance benchmark in one run (bench/run.py, ~1 h on 2 cores): prints the table and writes
 ## results/bench.json. Options: make bench BENCH_ARGS="--only 4,5,7".
 bench: setup-demo
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[eval]'
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 ## Regenerate samples/support_call.wav (needs espeak-ng and sox: apt-get install espeak-ng sox).

@@ -12,8 +12,9 @@ id     what                                                                   go
        three guide scripts: each uploads, transcribes, polls every 3 s,       ≤ 1.15 × limit;
        asks the LLM; ``bench/cookbook.py``); requests per analysed call;      cached ≥ 0.8 × block
        analyze-call vs its limit (transcription + one evaluation of the
-       transcript block + each prompt's tail + generation at the measured
-       rate); cached_tokens of the later analyses; tokens generated
+       transcript block + each prompt's tail + generation at the rate
+       measured under a JSON schema, as the answers are); cached_tokens
+       of the later analyses; tokens generated
 2      analyze-call rerun with a new sentiment prompt vs the first run:       ≤ 0.1, 0 uploads,
        time outside LLM requests                                              0 transcriptions
 3      orchestration overhead: flow wall time minus the time the local        < 10 %
@@ -258,7 +259,7 @@ class Bench:
         self.work: Path = args.work
         self.rows: list[dict[str, Any]] = []
         self.raw: dict[str, Any] = {}
-        self.hvb = self._hvb_calls()
+        self.hvb = self._hvb_calls() if {"4", "6"} & set(args.only.split(",")) else []
 
     def _hvb_calls(self) -> list[Path]:
         root = self.args.evaldata / "hvb-harper-valley"
@@ -357,6 +358,8 @@ class Bench:
         generated tokens ÷ the generation rate, with the rates measured here on the server's model."""
         from callflows.captions import transcript_block, transcript_captions
         from callflows.models import Transcript
+        from callflows.scorecard import DEFAULT_RUBRIC, answer_model
+        from callflows.structured import response_format_for
         from local_api.config import load_config, resolve_llm_model
         from local_api.engines.llm import LocalLLM
 
@@ -370,23 +373,30 @@ class Bench:
         messages = [{"role": "user", "content": block + "\n\nSummarise this call in a long paragraph."}]
         llm.llama.reset()
         ttft = llm.time_to_first_token(messages)  # cold: the whole prompt is evaluated
-        started = time.monotonic()
-        out = llm.chat(messages, max_tokens=64, temperature=0)  # the prompt is cached now
-        gen_rate = out["completion_tokens"] / (time.monotonic() - started)
+        rates = {}  # generated tokens per second, the prompt cached: free text, and JSON under the scorecard's schema
+        for kind, response_format in (("plain", None), ("structured", response_format_for(
+                answer_model(DEFAULT_RUBRIC), "sales_scorecard").model_dump(exclude_none=True, by_alias=True))):
+            started = time.monotonic()
+            out = llm.chat(messages, max_tokens=128, temperature=0, response_format=response_format)
+            rates[kind] = out["completion_tokens"] / (time.monotonic() - started)
         eval_rate = out["prompt_tokens"] / ttft  # prompt tokens per second
         del llm
         usages = {name: getattr(analysis, name).llm for name in ("sentiment", "scorecard", "segmentation")}
         tails = sum((u.prompt_tokens or 0) - u.attempts * block_tokens for u in usages.values())
         generated = sum(u.completion_tokens or 0 for u in usages.values())
-        terms = {"transcription_s": analysis.timings_s["transcription"], "block_s": block_tokens / eval_rate,
-                 "tails_s": tails / eval_rate, "generation_s": generated / gen_rate}
-        limit = sum(terms.values())
-        ratio = first["wall_s"] / limit
-        shown = " + ".join(f"{v:.1f}" for v in terms.values())
-        self.row("1", "analyze-call vs its limit (transcription + block + tails + generation)",
-                 f"{first['wall_s']:.1f} s", f"{limit:.1f} s = {shown}", ratio, "≤ 1.15", ratio <= 1.15,
-                 block_tokens=block_tokens, tail_tokens=tails, generated_tokens=generated,
-                 eval_tokens_per_s=eval_rate, generated_tokens_per_s=gen_rate, **terms)
+        # The goal's row generates at the structured rate: the analyses' answers are JSON under their schema
+        # (llama.cpp's grammar sampler checks every vocabulary token at each step); the plain rate is reported.
+        for kind, goal in (("structured", "≤ 1.15"), ("plain", "reported")):
+            terms = {"transcription_s": analysis.timings_s["transcription"], "block_s": block_tokens / eval_rate,
+                     "tails_s": tails / eval_rate, "generation_s": generated / rates[kind]}
+            limit = sum(terms.values())
+            ratio = first["wall_s"] / limit
+            shown = " + ".join(f"{v:.1f}" for v in terms.values())
+            self.row("1", f"analyze-call vs its limit (transcription + block + tails + generation at the {kind} "
+                     f"rate, {rates[kind]:.1f} tokens/s)", f"{first['wall_s']:.1f} s", f"{limit:.1f} s = {shown}",
+                     ratio, goal, ratio <= 1.15 if kind == "structured" else None,
+                     block_tokens=block_tokens, tail_tokens=tails, generated_tokens=generated,
+                     eval_tokens_per_s=eval_rate, generated_tokens_per_s=rates[kind], **terms)
         cached = {name: (u.prompt_tokens_details.cached_tokens if u.prompt_tokens_details else 0)
                   for name, u in usages.items()}
         order = sorted(usages, key=lambda n: cached[n])  # the first one evaluated the block

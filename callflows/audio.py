@@ -250,8 +250,8 @@ def call_options(source: AudioSource, multichannel: bool | None,
     if multichannel is None:
         multichannel = bool(channels and channels >= 2)
     elif multichannel and channels == 1:
-        raise InputError(f"multichannel=True but {source.value!r} is mono (1 channel): pass a stereo recording with "
-                         f"one speaker per channel, or leave multichannel off to use speaker labels")
+        raise InputError(f"multichannel is on but {source.value!r} is mono (1 channel): pass a stereo recording with "
+                         f"one speaker per channel, or set multichannel to auto or off to use speaker labels")
     if multichannel:
         return TranscriptionOptions(multichannel=True, sentiment_analysis=True)
     return TranscriptionOptions(speaker_labels=True, sentiment_analysis=True, speakers_expected=speakers_expected)

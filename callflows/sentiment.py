@@ -30,8 +30,9 @@ class Question(BaseModel):
     """A question for the LLM, as in the cookbook: the question, optional context, optional answer format."""
 
     question: str = Field(..., min_length=3, max_length=500, description="The question to answer about the call.")
-    context: str | None = Field(None, max_length=1000, description="Background that helps answer it.")
-    answer_format: str | None = Field(None, max_length=300, description="How the answer should be written.")
+    # "" rather than None when not given: the classic UI shows a None default as 'Property is type "None"'
+    context: str = Field("", max_length=1000, description="Background that helps answer it (optional).")
+    answer_format: str = Field("", max_length=300, description="How the answer should be written (optional).")
 
 
 DEFAULT_QUESTIONS: list[Question] = [

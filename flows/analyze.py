@@ -29,9 +29,12 @@ from callflows.segmentation import DEFAULT_PHASES, PhaseTimeline, check_phase_na
 from callflows.segmentation import example_context as segmentation_example_context
 from callflows.sentiment import DEFAULT_QUESTIONS, Question, SentimentReport, check_questions
 from callflows.sentiment import example_context as sentiment_example_context
+from flows.parameters import (Audio, MaxTokens, Model, Multichannel, PollTimeout, ResultsDir, SpeakersExpected,
+                              check_max_tokens, multichannel_choice, optional)
 from flows.transcribe import fetch_captions, transcribe
 from tasks.analyses import analyze_sentiment, score_call, segment_call
 from tasks.common import RESULT_STORAGE
+from tasks.logs import one_line
 from tasks.reports import publish_report, result_dir
 
 ARTIFACT_KEY = "analyze-call"
@@ -113,11 +116,6 @@ class AnalysesFailedError(CallflowsError):
         return (AnalysesFailedError, (self.analysis,))
 
 
-def one_line(exc: BaseException) -> str:
-    """``ErrorType: message`` on one line (whitespace collapsed)."""
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-
-
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -127,52 +125,35 @@ def _cell(text: str) -> str:
 @flow(name="analyze-call", task_runner=ThreadPoolTaskRunner(max_workers=len(ANALYSES)), persist_result=True,
       result_storage=RESULT_STORAGE)
 def analyze_call(
-    audio: Annotated[str, Field(description="Local recording path or http(s) URL.")],
-    results_dir: Annotated[str, Field(description="Folder for the JSON results.")] = "results",
-    model: Annotated[str, Field(description="LLM Gateway model for the three analyses.")] = DEFAULT_LLM_MODEL,
-    sentiment_prompt_template: Annotated[str, Field(description="Sentiment prompt: template name in prompts/ or "
+    audio: Audio,
+    results_dir: ResultsDir = "results",
+    model: Model = DEFAULT_LLM_MODEL,
+    sentiment_prompt_template: Annotated[str, Field(description="Sentiment prompt: a template name in prompts/ or "
                                                     "the template text.")] = "sentiment",
-    scorecard_prompt_template: Annotated[str, Field(description="Scorecard prompt: template name in prompts/ or "
+    scorecard_prompt_template: Annotated[str, Field(description="Scorecard prompt: a template name in prompts/ or "
                                                     "the template text.")] = "scorecard",
-    segmentation_prompt_template: Annotated[str, Field(description="Segmentation prompt: template name in prompts/ "
-                                                       "or the template text.")] = "segmentation",
+    segmentation_prompt_template: Annotated[str, Field(description="Segmentation prompt: a template name in "
+                                                       "prompts/ or the template text.")] = "segmentation",
     questions: Annotated[list[Question], Field(description="Sentiment questions for the LLM, each with optional "
                                                "context and answer format.")] = DEFAULT_QUESTIONS,
     roles: Annotated[list[str], Field(description="Scorecard speaker roles; the first is the one coached.")]
     = DEFAULT_ROLES,
-    rubric: Annotated[list[RubricCriterion], Field(description="Scorecard criteria with allowed answers.")]
-    = DEFAULT_RUBRIC,
+    rubric: Annotated[list[RubricCriterion], Field(description="Scorecard criteria, each with its allowed "
+                                                   "answers.")] = DEFAULT_RUBRIC,
     phases: Annotated[list[str], Field(description="Segmentation phase names in call order; anything else is "
-                                       "'Other'.")] = DEFAULT_PHASES,
-    max_tokens: Annotated[int | None, Field(ge=256, le=16000, description="LLM answer limit for each analysis; "
-                                            "empty: enough for the longest answer allowed.")] = None,
-    speakers_expected: Annotated[int | None, Field(ge=1, le=10, description="Exact speaker count, only "
-                                                    "if certain.")] = None,
-    multichannel: Annotated[bool | None, Field(description="One speaker per channel; default: on for stereo "
-                                                "WAV input.")] = None,
-    poll_timeout_s: Annotated[float, Field(gt=0, description="Seconds to wait for the transcript.")] = 3600.0,
+                                       "Other.")] = DEFAULT_PHASES,
+    max_tokens: MaxTokens = 0,
+    speakers_expected: SpeakersExpected = 0,
+    multichannel: Multichannel = "auto",
+    poll_timeout_s: PollTimeout = 3600.0,
 ) -> CallAnalysis:
     """Run the call sentiment, sales scorecard and call segmentation analyses on one recording,
     concurrently, on one transcript and one set of captions.
 
-    Args:
-        audio: local recording path or http(s) URL.
-        results_dir: folder for the results: ``<results_dir>/<audio name>-<transcript id[:8]>/``
-            receives ``analysis.json`` and each analysis's own files (``sentiment.json``,
-            ``scorecard.json`` and ``metrics.json``, ``segmentation.json`` and ``captions.vtt``).
-        model: LLM Gateway model for the three analyses.
-        sentiment_prompt_template: sentiment prompt: a template name in prompts/ or the template text.
-        scorecard_prompt_template: scorecard prompt: a template name in prompts/ or the template text.
-        segmentation_prompt_template: segmentation prompt: a template name in prompts/ or the template text.
-        questions: sentiment questions for the LLM, each with optional context and answer format.
-        roles: scorecard speaker roles; the first is the one coached.
-        rubric: scorecard criteria, each with its allowed answers.
-        phases: segmentation phase names in call order; anything else is ``Other``.
-        max_tokens: LLM answer limit for each analysis; empty: enough for the longest answer each
-            analysis's schema allows.
-        speakers_expected: exact number of speakers, only if certain.
-        multichannel: one speaker per channel; default: on for stereo WAV input.
-        poll_timeout_s: seconds to wait for the transcript.
+    The parameters are described in their ``Field`` (``flows.parameters``). The results go to
+    ``<results_dir>/<audio name>-<transcript id[:8]>/``: ``analysis.json`` and each analysis's own
+    files (``sentiment.json``, ``scorecard.json`` and ``metrics.json``, ``segmentation.json`` and
+    ``captions.vtt``).
 
     Returns a ``CallAnalysis`` with all three results.
 
@@ -187,6 +168,7 @@ def analyze_call(
     roles = check_roles(roles)
     rubric = check_rubric(rubric)
     names = check_phase_names(phases)
+    max_tokens = check_max_tokens(max_tokens, 256)
     for parameter, template_name, context in (
             ("sentiment_prompt_template", sentiment_prompt_template, sentiment_example_context(questions)),
             ("scorecard_prompt_template", scorecard_prompt_template, scorecard_example_context(roles, rubric)),
@@ -196,7 +178,7 @@ def analyze_call(
         except PromptError as exc:  # three template parameters: say which one
             raise PromptError(f"{parameter}: {exc}") from None
     source = check_audio(audio)
-    options = call_options(source, multichannel, speakers_expected)
+    options = call_options(source, multichannel_choice(multichannel), optional(speakers_expected))
 
     started = time.monotonic()
     transcript = transcribe(source, options, poll_timeout_s)

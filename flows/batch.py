@@ -46,7 +46,9 @@ from callflows.audio import AudioSource, check_audio
 from callflows.errors import AudioInputError, CallflowsError, DamagedAudioError, InputError
 from callflows.ledger import Claim, Ledger
 from callflows.llm import DEFAULT_LLM_MODEL
-from flows.analyze import AnalysesFailedError, analyze_call, one_line
+from flows.analyze import AnalysesFailedError, analyze_call
+from flows.parameters import MaxTokens, check_max_tokens
+from tasks.logs import one_line
 from tasks.reports import publish_report
 
 ARTIFACT_KEY = "analyze-inbox"
@@ -317,28 +319,18 @@ def analyze_inbox(
                                          "the rest wait for the next run.")] = 100,
     max_in_flight: Annotated[int, Field(ge=1, le=MAX_IN_FLIGHT, description="At most this many analyze-call runs "
                                         "at a time.")] = 4,
-    deployment: Annotated[str | None, Field(description="The analyze-call deployment to start runs of; when it does "
-                                            "not exist (or is empty), each call runs in this process.")]
+    deployment: Annotated[str, Field(description="The analyze-call deployment to start runs of; when it does not "
+                                     "exist (or is empty), each call runs in this process.")]
     = ANALYZE_CALL_DEPLOYMENT,
-    max_tokens: Annotated[int | None, Field(ge=256, le=16000, description="LLM answer limit for each analysis; "
-                                            "empty: enough for the longest answer allowed.")] = None,
+    max_tokens: MaxTokens = 0,
     call_timeout_s: Annotated[float, Field(gt=0, description="Seconds to wait for one call's analyze-call run "
                                            "before reporting it failed.")] = 7200.0,
 ) -> BatchReport:
     """Analyse every new recording in ``inbox`` and every new URL in ``urls`` with ``analyze-call``
     (sentiment, scorecard and segmentation, with their defaults), ``max_in_flight`` at a time.
 
-    Args:
-        inbox: folder of recordings; files in subfolders and hidden files are ignored.
-        urls: http(s) URLs of recordings to analyse too.
-        results_dir: folder for the results (and the ledger, unless ``CALLFLOWS_DATABASE_URL`` names a database).
-        model: LLM Gateway model for the analyses.
-        max_recordings: at most this many new recordings per run; the rest wait for the next run.
-        max_in_flight: at most this many analyze-call runs at a time.
-        deployment: the analyze-call deployment to start runs of; when it does not exist (or is empty),
-            each call runs in this process.
-        max_tokens: LLM answer limit for each analysis; empty: enough for the longest answer allowed.
-        call_timeout_s: seconds to wait for one call's analyze-call run before reporting it failed.
+    The parameters are described in their ``Field``; the ledger is in ``results_dir`` unless
+    ``CALLFLOWS_DATABASE_URL`` names a database.
 
     A recording is new when its content (SHA-256; for a URL, the URL) has no row in the ledger
     (``callflows.ledger``), so a renamed file is not analysed again; one that another inbox run is
@@ -364,6 +356,7 @@ def analyze_inbox(
     started_at = datetime.now(timezone.utc)
     holder = current_flow_run.id or f"local-{time.time_ns()}"
     url_sources = check_urls(urls)
+    check_max_tokens(max_tokens, 256)
     files = inbox_files(inbox, required=not url_sources)
     if files is None:
         logger.warning("Inbox folder %r does not exist: analysing the %d URL(s) only", inbox, len(url_sources))
@@ -433,7 +426,7 @@ def analyze_inbox(
     def submit(item):
         row, source, adopt = item
         parameters = {"audio": row.audio, "results_dir": results_dir, "model": model}
-        if max_tokens is not None:
+        if max_tokens:
             parameters["max_tokens"] = max_tokens
         return analyze_recording.submit(f"analyze-{source.name}", row, parameters, deployment_id, adopt,
                                         ledger, holder, call_timeout_s)

@@ -55,8 +55,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="sentiment prompt: template name in prompts/ or template text")
     an.add_argument("--questions", type=Path, default=None,
                     help="JSON file with a list of {question, context, answer_format}")
-    an.add_argument("--speakers-expected", type=int, default=None)
-    an.add_argument("--max-tokens", type=int, default=None)
+    an.add_argument("--speakers-expected", type=int, default=0, help="exact number of speakers, only if certain")
+    an.add_argument("--max-tokens", type=int, default=0,
+                    help="answer limit per LLM request (default 0: enough for the longest allowed answer)")
     ib = sub.add_parser("analyze-inbox", help="analyse every new recording of a folder and print the batch report")
     ib.add_argument("inbox", help="folder of recordings")
     ib.add_argument("--out", default="results", help="folder for results and the ledger (default: results)")
@@ -154,8 +155,8 @@ def analyze(args: argparse.Namespace, home: Path) -> int:
     from flows.analyze import ANALYSES, AnalysesFailedError, analyze_call
 
     kwargs = {"audio": args.audio, "results_dir": args.out, "speakers_expected": args.speakers_expected,
-              "sentiment_prompt_template": args.prompt_template}
-    for name, value in (("model", args.model), ("max_tokens", args.max_tokens), ("questions", questions)):
+              "sentiment_prompt_template": args.prompt_template, "max_tokens": args.max_tokens}
+    for name, value in (("model", args.model), ("questions", questions)):
         if value is not None:
             kwargs[name] = value
     started = time.monotonic()

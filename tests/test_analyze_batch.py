@@ -196,7 +196,7 @@ def test_gateway_answering_garbage_fails_each_analysis_keeping_what_was_computed
     (dict(rubric=[]), InputError, "rubric is empty"),
     (dict(segmentation_prompt_template="{{ transcript_block }} {{ agenda }}"), PromptError, "agenda"),
     (dict(scorecard_prompt_template="no-such-template"), PromptError, "unknown prompt template"),
-    (dict(multichannel=True), InputError, "is mono"),
+    (dict(multichannel="on"), InputError, "is mono"),
     (dict(audio="ftp://example.com/call.wav"), AudioInputError, "unsupported URL scheme"),
 ])
 def test_bad_input_fails_before_any_request(prefect_harness, use_local_api, sample_call, tmp_path, kwargs, error,

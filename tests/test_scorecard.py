@@ -100,7 +100,7 @@ def _transcript_text(server, transcript_id):
 def test_mono_file_with_multichannel_is_refused_before_any_request(prefect_harness, use_local_api, sample_call, tmp_path):
     use_local_api.reset_request_counts()
     with pytest.raises(InputError, match="is mono"):
-        sales_scorecard(audio=str(sample_call), multichannel=True, results_dir=str(tmp_path))
+        sales_scorecard(audio=str(sample_call), multichannel="on", results_dir=str(tmp_path))
     assert use_local_api.api_counts() == {}
 
 
