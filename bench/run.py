@@ -12,9 +12,10 @@ id     what                                                                   go
        three guide scripts: each uploads, transcribes, polls every 3 s,       ≤ 1.15 × limit;
        asks the LLM; ``bench/cookbook.py``); requests per analysed call;      cached ≥ 0.8 × block
        analyze-call vs its limit (transcription + one evaluation of the
-       transcript block + each prompt's tail + generation at the rate
-       measured under a JSON schema, as the answers are); cached_tokens
-       of the later analyses; tokens generated
+       transcript block + each prompt's tail + generation at the
+       measured rate, free text; under a JSON schema, as the answers
+       are, reported); cached_tokens of the later analyses; tokens
+       generated
 2      analyze-call rerun with a new sentiment prompt vs the first run:       ≤ 0.1, 0 uploads,
        time outside LLM requests                                              0 transcriptions
 3      orchestration overhead: flow wall time minus the time the local        < 10 %
@@ -384,9 +385,9 @@ class Bench:
         usages = {name: getattr(analysis, name).llm for name in ("sentiment", "scorecard", "segmentation")}
         tails = sum((u.prompt_tokens or 0) - u.attempts * block_tokens for u in usages.values())
         generated = sum(u.completion_tokens or 0 for u in usages.values())
-        # The goal's row generates at the structured rate: the analyses' answers are JSON under their schema
-        # (llama.cpp's grammar sampler checks every vocabulary token at each step); the plain rate is reported.
-        for kind, goal in (("structured", "≤ 1.15"), ("plain", "reported")):
+        # The goal's row generates at the plain rate, the faster one; the analyses' answers are JSON under their
+        # schema, which llama.cpp's grammar sampler checks at every step, so the structured rate is reported too.
+        for kind, goal in (("plain", "≤ 1.15"), ("structured", "reported")):
             terms = {"transcription_s": analysis.timings_s["transcription"], "block_s": block_tokens / eval_rate,
                      "tails_s": tails / eval_rate, "generation_s": generated / rates[kind]}
             limit = sum(terms.values())
@@ -394,7 +395,7 @@ class Bench:
             shown = " + ".join(f"{v:.1f}" for v in terms.values())
             self.row("1", f"analyze-call vs its limit (transcription + block + tails + generation at the {kind} "
                      f"rate, {rates[kind]:.1f} tokens/s)", f"{first['wall_s']:.1f} s", f"{limit:.1f} s = {shown}",
-                     ratio, goal, ratio <= 1.15 if kind == "structured" else None,
+                     ratio, goal, ratio <= 1.15 if kind == "plain" else None,
                      block_tokens=block_tokens, tail_tokens=tails, generated_tokens=generated,
                      eval_tokens_per_s=eval_rate, generated_tokens_per_s=rates[kind], **terms)
         cached = {name: (u.prompt_tokens_details.cached_tokens if u.prompt_tokens_details else 0)
