@@ -52,15 +52,22 @@ def _artifact(key, flow_run_id):
 # --------------------------------------------------------------------------- analyze-call
 
 @pytest.fixture(scope="module")
-def analysed(prefect_harness, local_api, sample_call, tmp_path_factory):
-    """analyze-call once on the sample call; (state, CallAnalysis, results folder, API request counts)."""
+def call_clip(sample_call, tmp_path_factory):
+    """The sample call's first 30 s (both speakers, every phase but the goodbye), named as the sample;
+    the inbox below has the same content, so its transcript is cached."""
+    return trim_wav(sample_call, tmp_path_factory.mktemp("clip") / "support_call.wav", 30)
+
+
+@pytest.fixture(scope="module")
+def analysed(prefect_harness, local_api, call_clip, tmp_path_factory):
+    """analyze-call once on the call clip; (state, CallAnalysis, results folder, API request counts)."""
     from flows.analyze import analyze_call
 
     out = tmp_path_factory.mktemp("analysis")
     with pytest.MonkeyPatch.context() as mp:
         _env(mp, local_api.url)
         local_api.reset_request_counts()
-        state = analyze_call(audio=str(sample_call), results_dir=str(out), **FAST, return_state=True)
+        state = analyze_call(audio=str(call_clip), results_dir=str(out), **FAST, return_state=True)
         counts = local_api.api_counts()
     assert state.is_completed(), state.message
     return state, state.result(), out, counts
@@ -130,14 +137,14 @@ def test_one_transcription_then_the_three_analysis_tasks_concurrently(analysed):
         assert client.read_flow_run(flow_run_id).state.is_completed()
 
 
-def test_one_failed_analysis_keeps_the_others_and_fails_the_run(analysed, use_local_api, sample_call, tmp_path):
+def test_one_failed_analysis_keeps_the_others_and_fails_the_run(analysed, use_local_api, call_clip, tmp_path):
     """Three roles on a two-speaker call: the scorecard fails after transcription; sentiment and
     segmentation are still written, analysis.json records the error, and the run ends Failed."""
     from prefect.client.orchestration import get_client
 
     from flows.analyze import AnalysesFailedError, CallAnalysis, analyze_call
 
-    state = analyze_call(audio=str(sample_call), results_dir=str(tmp_path), questions=DEFAULT_QUESTIONS[:1],
+    state = analyze_call(audio=str(call_clip), results_dir=str(tmp_path), questions=DEFAULT_QUESTIONS[:1],
                          roles=["Sales Rep", "Customer", "Manager"], return_state=True)
     assert state.is_failed()
     exc = state.result(raise_on_failure=False)
@@ -164,7 +171,7 @@ def _chat(content):
 
 
 def test_gateway_answering_garbage_fails_each_analysis_keeping_what_was_computed(prefect_harness, local_api,
-                                                                                 sample_call, tmp_path, monkeypatch):
+                                                                                 call_clip, tmp_path, monkeypatch):
     """Every LLM answer is not JSON: each analysis retries once, then fails with LLMOutputError; the
     error of each is recorded, the files written before the LLM step are kept, analysis.json too."""
     from flows.analyze import AnalysesFailedError, CallAnalysis, analyze_call
@@ -174,7 +181,7 @@ def test_gateway_answering_garbage_fails_each_analysis_keeping_what_was_computed
     with StubServer({"POST /v1/understanding": [Canned(200, understanding)],
                      "POST /v1/chat/completions": [Canned(200, _chat("Great call!"))]}) as gateway:
         _env(monkeypatch, local_api.url, gateway.url)
-        state = analyze_call(audio=str(sample_call), results_dir=str(tmp_path), **FAST, return_state=True)
+        state = analyze_call(audio=str(call_clip), results_dir=str(tmp_path), **FAST, return_state=True)
     assert gateway.count("POST", "/v1/chat/completions") == 6  # one retry each
     exc = state.result(raise_on_failure=False)
     assert state.is_failed() and isinstance(exc, AnalysesFailedError) and "3 of 3 analyses" in str(exc)

@@ -84,7 +84,7 @@ def test_batch_under_random_faults_matches_a_fault_free_run(prefect_harness, inb
     monkeypatch.setenv("CALLFLOWS_UPLOAD_TIMEOUT_S", "10")
     # A lost LLM answer costs this timeout (chat and understanding each get one). The chats queue for one
     # local model: the longest answer, queued behind the call's other LLM requests, took 23 s here.
-    monkeypatch.setenv("CALLFLOWS_LLM_TIMEOUT_S", "60")
+    monkeypatch.setenv("CALLFLOWS_LLM_TIMEOUT_S", "45")
     clean = start_local_api(tmp_path / "clean")
     chaotic = start_local_api(tmp_path / "chaotic")
     try:
