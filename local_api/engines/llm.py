@@ -90,7 +90,13 @@ def _repeat_penalty() -> float:
 
 
 def _prompt_lookup_tokens() -> int:
-    """``CALLFLOWS_LLM_PROMPT_LOOKUP``: tokens drafted by llama-cpp's prompt-lookup decoding (0: off)."""
+    """``CALLFLOWS_LLM_PROMPT_LOOKUP``: tokens drafted by llama-cpp's prompt-lookup decoding (0: off).
+
+    Off by default because it is slower here. ``python -m bench.prompt_lookup --repeats 1 --tokens 0,10``
+    on the 2-core machine (Qwen2.5-Coder-1.5B, the three analyses' prompts and JSON schemas, greedy,
+    prompt cached) took 13.0 / 42.5 / 19.8 s off (sentiment / scorecard / segmentation: 106 / 391 /
+    187 tokens) against 26.7 / 90.0 / 47.4 s with 10 drafted tokens (which needs ``logits_all``).
+    """
     try:
         return max(0, int(os.environ.get("CALLFLOWS_LLM_PROMPT_LOOKUP", "0")))
     except ValueError:
