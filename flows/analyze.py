@@ -157,7 +157,7 @@ def analyze_call(
 
     Returns a ``CallAnalysis`` with all three results.
 
-    Raises ``InputError`` (audio, templates, questions, roles, rubric, phases, multichannel on a mono file:
+    Raises ``InputError`` (audio, templates, questions, roles, rubric, phases, max_tokens, multichannel on a mono file:
     before any request), ``APIError`` / ``TranscriptFailedError`` / ``TranscriptTimeoutError`` when
     the shared transcription fails (no analysis can run then), and ``AnalysesFailedError`` when one or
     more analyses failed: raised after ``analysis.json`` (with ``errors``), the artifact and the

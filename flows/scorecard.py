@@ -47,7 +47,7 @@ def sales_scorecard(
     ``metrics.json``. Speaker roles come from ``POST /v1/understanding`` speaker identification. The
     parameters are described in their ``Field`` (``flows.parameters``).
 
-    Raises ``InputError`` (roles, rubric, template, audio, mono file with multichannel; before any
+    Raises ``InputError`` (roles, rubric, max_tokens, template, audio, mono file with multichannel; before any
     request; then a transcript without speaker labels or with fewer speakers than roles, before role
     identification), ``APIError``, ``TranscriptFailedError``, ``LLMOutputError`` (after one retry with
     the validation error; ``metrics.json`` is already written).

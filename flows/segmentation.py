@@ -49,7 +49,7 @@ def call_segmentation(
     (seconds), with the repairs made to the LLM's answer. A call with no speech gets one ``Other``
     phase and no LLM request.
 
-    Raises ``InputError`` (phases, template, audio; before any request), ``APIError``,
+    Raises ``InputError`` (phases, max_tokens, template, audio; before any request), ``APIError``,
     ``TranscriptFailedError``, ``CaptionsError`` (captions that are not WebVTT), ``LLMOutputError``
     (an answer that cannot be repaired, e.g. no phases, after one retry with the error; keeps the raw
     answer; the captions are already saved as ``captions.vtt``).

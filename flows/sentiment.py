@@ -40,7 +40,7 @@ def call_sentiment(
     """Analyse the sentiment of one call: ``<results_dir>/<audio name>-<transcript id[:8]>/sentiment.json``.
     The parameters are described in their ``Field`` (``flows.parameters``).
 
-    Raises ``InputError`` (audio, questions or template; before any request), ``APIError``,
+    Raises ``InputError`` (audio, questions, template or max_tokens; before any request), ``APIError``,
     ``TranscriptFailedError``, ``LLMOutputError`` (after one retry with the validation error; the
     report without answers is still written as ``sentiment.partial.json``).
     """
