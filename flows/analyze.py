@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from typing import Annotated, Any
 
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -29,8 +28,8 @@ from callflows.segmentation import DEFAULT_PHASES, PhaseTimeline, check_phase_na
 from callflows.segmentation import example_context as segmentation_example_context
 from callflows.sentiment import DEFAULT_QUESTIONS, Question, SentimentReport, check_questions
 from callflows.sentiment import example_context as sentiment_example_context
-from flows.parameters import (Audio, MaxTokens, Model, Multichannel, PollTimeout, ResultsDir, SpeakersExpected,
-                              check_max_tokens, multichannel_choice, optional)
+from flows.parameters import (MaxTokens, Multichannel, PollTimeout, SpeakersExpected, check_max_tokens,
+                              multichannel_choice, optional)
 from flows.transcribe import fetch_captions, transcribe
 from tasks.analyses import analyze_sentiment, score_call, segment_call
 from tasks.common import RESULT_STORAGE
@@ -125,23 +124,16 @@ def _cell(text: str) -> str:
 @flow(name="analyze-call", task_runner=ThreadPoolTaskRunner(max_workers=len(ANALYSES)), persist_result=True,
       result_storage=RESULT_STORAGE)
 def analyze_call(
-    audio: Audio,
-    results_dir: ResultsDir = "results",
-    model: Model = DEFAULT_LLM_MODEL,
-    sentiment_prompt_template: Annotated[str, Field(description="Sentiment prompt: a template name in prompts/ or "
-                                                    "the template text.")] = "sentiment",
-    scorecard_prompt_template: Annotated[str, Field(description="Scorecard prompt: a template name in prompts/ or "
-                                                    "the template text.")] = "scorecard",
-    segmentation_prompt_template: Annotated[str, Field(description="Segmentation prompt: a template name in "
-                                                       "prompts/ or the template text.")] = "segmentation",
-    questions: Annotated[list[Question], Field(description="Sentiment questions for the LLM, each with optional "
-                                               "context and answer format.")] = DEFAULT_QUESTIONS,
-    roles: Annotated[list[str], Field(description="Scorecard speaker roles; the first is the one coached.")]
-    = DEFAULT_ROLES,
-    rubric: Annotated[list[RubricCriterion], Field(description="Scorecard criteria, each with its allowed "
-                                                   "answers.")] = DEFAULT_RUBRIC,
-    phases: Annotated[list[str], Field(description="Segmentation phase names in call order; anything else is "
-                                       "Other.")] = DEFAULT_PHASES,
+    audio: str,
+    results_dir: str = "results",
+    model: str = DEFAULT_LLM_MODEL,
+    sentiment_prompt_template: str = "sentiment",
+    scorecard_prompt_template: str = "scorecard",
+    segmentation_prompt_template: str = "segmentation",
+    questions: list[Question] = DEFAULT_QUESTIONS,
+    roles: list[str] = DEFAULT_ROLES,
+    rubric: list[RubricCriterion] = DEFAULT_RUBRIC,
+    phases: list[str] = DEFAULT_PHASES,
     max_tokens: MaxTokens = 0,
     speakers_expected: SpeakersExpected = 0,
     multichannel: Multichannel = "auto",
@@ -150,10 +142,28 @@ def analyze_call(
     """Run the call sentiment, sales scorecard and call segmentation analyses on one recording,
     concurrently, on one transcript and one set of captions.
 
-    The parameters are described in their ``Field`` (``flows.parameters``). The results go to
-    ``<results_dir>/<audio name>-<transcript id[:8]>/``: ``analysis.json`` and each analysis's own
-    files (``sentiment.json``, ``scorecard.json`` and ``metrics.json``, ``segmentation.json`` and
+    The results go to ``<results_dir>/<audio name>-<transcript id[:8]>/``: ``analysis.json`` and each
+    analysis's own files (``sentiment.json``, ``scorecard.json`` and ``metrics.json``, ``segmentation.json`` and
     ``captions.vtt``).
+
+    Args:
+        audio: Local recording path or http(s) URL.
+        results_dir: Folder for the results: each call's files go in a folder named after the recording
+            and its transcript id.
+        model: LLM Gateway model (the local server answers any catalogue name with its own model).
+        sentiment_prompt_template: Sentiment prompt: a template name in prompts/ or the template text.
+        scorecard_prompt_template: Scorecard prompt: a template name in prompts/ or the template text.
+        segmentation_prompt_template: Segmentation prompt: a template name in prompts/ or the template
+            text.
+        questions: Sentiment questions for the LLM, each with optional context and answer format.
+        roles: Scorecard speaker roles; the first is the one coached.
+        rubric: Scorecard criteria, each with its allowed answers.
+        phases: Segmentation phase names in call order; anything else is Other.
+        max_tokens: Answer limit in tokens for each LLM request; 0 (the default) allows the longest
+            answer the answer's schema permits.
+        speakers_expected: Exact number of speakers, only if certain; 0 lets the speech model decide.
+        multichannel: One speaker per audio channel: auto turns it on for stereo WAV files.
+        poll_timeout_s: Seconds to wait for the transcript to complete.
 
     Returns a ``CallAnalysis`` with all three results.
 

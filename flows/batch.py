@@ -309,28 +309,32 @@ def _held(claim: Claim) -> tuple[str, str | None]:
 
 @flow(name="analyze-inbox", task_runner=ThreadPoolTaskRunner(max_workers=MAX_IN_FLIGHT))
 def analyze_inbox(
-    inbox: Annotated[str, Field(description="Folder of recordings; files in subfolders and hidden files are "
-                                "ignored.")] = "inbox",
-    urls: Annotated[list[str], Field(description="http(s) URLs of recordings to analyse too.")] = [],
-    results_dir: Annotated[str, Field(description="Folder for the results (and the ledger, unless "
-                                      "CALLFLOWS_DATABASE_URL names a database).")] = "results",
-    model: Annotated[str, Field(description="LLM Gateway model for the analyses.")] = DEFAULT_LLM_MODEL,
-    max_recordings: Annotated[int, Field(ge=1, le=10000, description="At most this many new recordings per run; "
-                                         "the rest wait for the next run.")] = 100,
-    max_in_flight: Annotated[int, Field(ge=1, le=MAX_IN_FLIGHT, description="At most this many analyze-call runs "
-                                        "at a time.")] = 4,
-    deployment: Annotated[str, Field(description="The analyze-call deployment to start runs of; when it does not "
-                                     "exist (or is empty), each call runs in this process.")]
-    = ANALYZE_CALL_DEPLOYMENT,
+    inbox: str = "inbox",
+    urls: list[str] = [],
+    results_dir: str = "results",
+    model: str = DEFAULT_LLM_MODEL,
+    max_recordings: Annotated[int, Field(ge=1, le=10000)] = 100,
+    max_in_flight: Annotated[int, Field(ge=1, le=MAX_IN_FLIGHT)] = 4,
+    deployment: str = ANALYZE_CALL_DEPLOYMENT,
     max_tokens: MaxTokens = 0,
-    call_timeout_s: Annotated[float, Field(gt=0, description="Seconds to wait for one call's analyze-call run "
-                                           "before reporting it failed.")] = 7200.0,
+    call_timeout_s: Annotated[float, Field(gt=0)] = 7200.0,
 ) -> BatchReport:
     """Analyse every new recording in ``inbox`` and every new URL in ``urls`` with ``analyze-call``
     (sentiment, scorecard and segmentation, with their defaults), ``max_in_flight`` at a time.
 
-    The parameters are described in their ``Field``; the ledger is in ``results_dir`` unless
-    ``CALLFLOWS_DATABASE_URL`` names a database.
+    Args:
+        inbox: Folder of recordings; files in subfolders and hidden files are ignored.
+        urls: http(s) URLs of recordings to analyse too.
+        results_dir: Folder for the results (and the ledger, unless CALLFLOWS_DATABASE_URL names a
+            database).
+        model: LLM Gateway model for the analyses.
+        max_recordings: At most this many new recordings per run; the rest wait for the next run.
+        max_in_flight: At most this many analyze-call runs at a time.
+        deployment: The analyze-call deployment to start runs of; when it does not exist (or is empty),
+            each call runs in this process.
+        max_tokens: Answer limit in tokens for each LLM request; 0 (the default) allows the longest
+            answer the answer's schema permits.
+        call_timeout_s: Seconds to wait for one call's analyze-call run before reporting it failed.
 
     A recording is new when its content (SHA-256; for a URL, the URL) has no row in the ledger
     (``callflows.ledger``), so a renamed file is not analysed again; one that another inbox run is

@@ -1,10 +1,11 @@
 """The flow parameters several flows share, as the Prefect UI's run form shows them.
 
-Each is described in a sentence (the UI shows the ``Field`` description; a docstring ``Args:``
-section would replace it, so the flows have none). None is nullable: the classic UI renders an
-empty optional value as 'Property is type "None"', so an unset number is 0 and multichannel is
-``auto``. The flows turn these into the ``None`` the tasks and the API take
-(``optional``, ``multichannel_choice``) and check what the schema cannot say (``check_max_tokens``).
+Prefect takes each parameter's description from the flow's docstring ``Args:`` section (a
+description inside an ``Annotated`` ``Field`` never reaches its schema), so the constraints are here
+and the sentences are in the flows. None is nullable: the classic UI renders an empty optional
+value as 'Property is type "None"', so an unset number is 0 and multichannel is ``auto``. The flows
+turn these into the ``None`` the tasks and the API take (``optional``, ``multichannel_choice``) and
+check what the schema cannot say (``check_max_tokens``).
 """
 from __future__ import annotations
 
@@ -14,20 +15,11 @@ from pydantic import Field
 
 from callflows.errors import InputError
 
-Audio = Annotated[str, Field(description="Local recording path or http(s) URL.")]
-ResultsDir = Annotated[str, Field(description="Folder for the results: each call's files go in a folder named "
-                                  "after the recording and its transcript id.")]
-Model = Annotated[str, Field(description="LLM Gateway model (the local server answers any catalogue name with its "
-                             "own model).")]
-MaxTokens = Annotated[int, Field(ge=0, le=16000, description="Answer limit in tokens for each LLM request; 0 (the "
-                                 "default) allows the longest answer the answer's schema permits.")]
-Temperature = Annotated[float, Field(ge=0, le=2, description="LLM sampling temperature; 0 is the most "
-                                     "deterministic.")]
-SpeakersExpected = Annotated[int, Field(ge=0, le=10, description="Exact number of speakers, only if certain; 0 lets "
-                                        "the speech model decide.")]
-Multichannel = Annotated[Literal["auto", "on", "off"], Field(description="One speaker per audio channel: auto turns "
-                                                             "it on for stereo WAV files.")]
-PollTimeout = Annotated[float, Field(gt=0, description="Seconds to wait for the transcript to complete.")]
+MaxTokens = Annotated[int, Field(ge=0, le=16000)]
+Temperature = Annotated[float, Field(ge=0, le=2)]
+SpeakersExpected = Annotated[int, Field(ge=0, le=10)]
+Multichannel = Literal["auto", "on", "off"]
+PollTimeout = Annotated[float, Field(gt=0)]
 
 
 def optional(value: int) -> int | None:
@@ -48,4 +40,4 @@ def check_max_tokens(value: int, minimum: int) -> int | None:
     if 0 < value < minimum:
         raise InputError(f"max_tokens={value} is too small for a complete answer: use at least {minimum}, "
                          f"or 0 for enough for the longest answer")
-    return value or None
+    return optional(value)

@@ -17,8 +17,8 @@ from callflows.llm import DEFAULT_LLM_MODEL
 from callflows.prompts import load_template, render
 from callflows.scorecard import (DEFAULT_IDEAL_REP_TALK_SHARE, DEFAULT_ROLES, DEFAULT_RUBRIC, RubricCriterion,
                                  Scorecard, check_roles, check_rubric, example_context)
-from flows.parameters import (Audio, MaxTokens, Model, Multichannel, PollTimeout, ResultsDir, SpeakersExpected,
-                              Temperature, check_max_tokens, multichannel_choice, optional)
+from flows.parameters import (MaxTokens, Multichannel, PollTimeout, SpeakersExpected, Temperature, check_max_tokens,
+                              multichannel_choice, optional)
 from flows.transcribe import fetch_captions, transcribe
 from tasks.analyses import score_call
 from tasks.reports import result_dir
@@ -26,26 +26,38 @@ from tasks.reports import result_dir
 
 @flow(name="sales-scorecard")
 def sales_scorecard(
-    audio: Audio,
-    roles: Annotated[list[str], Field(description="Speaker roles; the first is the one coached.")] = DEFAULT_ROLES,
-    ideal_rep_talk_share: Annotated[float, Field(gt=0, lt=1, description="Ideal share of speech time for the "
-                                                 "first role, between 0 and 1.")] = DEFAULT_IDEAL_REP_TALK_SHARE,
-    rubric: Annotated[list[RubricCriterion], Field(description="Criteria, each with its allowed answers; the LLM "
-                                                   "answers each with a reason and a quote checked against the "
-                                                   "transcript.")] = DEFAULT_RUBRIC,
-    prompt_template: Annotated[str, Field(description="A template name in prompts/ or the template text.")]
-    = "scorecard",
-    model: Model = DEFAULT_LLM_MODEL,
+    audio: str,
+    roles: list[str] = DEFAULT_ROLES,
+    ideal_rep_talk_share: Annotated[float, Field(gt=0, lt=1)] = DEFAULT_IDEAL_REP_TALK_SHARE,
+    rubric: list[RubricCriterion] = DEFAULT_RUBRIC,
+    prompt_template: str = "scorecard",
+    model: str = DEFAULT_LLM_MODEL,
     max_tokens: MaxTokens = 0,
     temperature: Temperature = 0.0,
     speakers_expected: SpeakersExpected = 0,
     multichannel: Multichannel = "auto",
-    results_dir: ResultsDir = "results",
+    results_dir: str = "results",
     poll_timeout_s: PollTimeout = 3600.0,
 ) -> Scorecard:
     """Score one sales call: ``<results_dir>/<audio name>-<transcript id[:8]>/scorecard.json`` and
-    ``metrics.json``. Speaker roles come from ``POST /v1/understanding`` speaker identification. The
-    parameters are described in their ``Field`` (``flows.parameters``).
+    ``metrics.json``. Speaker roles come from ``POST /v1/understanding`` speaker identification.
+
+    Args:
+        audio: Local recording path or http(s) URL.
+        roles: Speaker roles; the first is the one coached.
+        ideal_rep_talk_share: Ideal share of speech time for the first role, between 0 and 1.
+        rubric: Criteria, each with its allowed answers; the LLM answers each with a reason and a quote
+            checked against the transcript.
+        prompt_template: A template name in prompts/ or the template text.
+        model: LLM Gateway model (the local server answers any catalogue name with its own model).
+        max_tokens: Answer limit in tokens for each LLM request; 0 (the default) allows the longest
+            answer the answer's schema permits.
+        temperature: LLM sampling temperature; 0 is the most deterministic.
+        speakers_expected: Exact number of speakers, only if certain; 0 lets the speech model decide.
+        multichannel: One speaker per audio channel: auto turns it on for stereo WAV files.
+        results_dir: Folder for the results: each call's files go in a folder named after the recording
+            and its transcript id.
+        poll_timeout_s: Seconds to wait for the transcript to complete.
 
     Raises ``InputError`` (roles, rubric, max_tokens, template, audio, mono file with multichannel; before any
     request; then a transcript without speaker labels or with fewer speakers than roles, before role

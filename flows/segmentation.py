@@ -16,8 +16,8 @@ from callflows.audio import call_options, check_audio
 from callflows.llm import DEFAULT_LLM_MODEL
 from callflows.prompts import load_template, render
 from callflows.segmentation import DEFAULT_PHASES, PhaseTimeline, check_phase_names, example_context
-from flows.parameters import (Audio, MaxTokens, Model, Multichannel, PollTimeout, ResultsDir, SpeakersExpected,
-                              Temperature, check_max_tokens, multichannel_choice, optional)
+from flows.parameters import (MaxTokens, Multichannel, PollTimeout, SpeakersExpected, Temperature, check_max_tokens,
+                              multichannel_choice, optional)
 from flows.transcribe import fetch_captions, transcribe
 from tasks.analyses import segment_call
 from tasks.reports import result_dir
@@ -25,25 +25,37 @@ from tasks.reports import result_dir
 
 @flow(name="call-segmentation")
 def call_segmentation(
-    audio: Audio,
-    phases: Annotated[list[str], Field(description="Phase names in the order they usually happen; Other is added "
-                                       "for everything else.")] = DEFAULT_PHASES,
-    prompt_template: Annotated[str, Field(description="A template name in prompts/ or the template text.")]
-    = "segmentation",
-    model: Model = DEFAULT_LLM_MODEL,
+    audio: str,
+    phases: list[str] = DEFAULT_PHASES,
+    prompt_template: str = "segmentation",
+    model: str = DEFAULT_LLM_MODEL,
     max_tokens: MaxTokens = 0,
     temperature: Temperature = 0.0,
-    chars_per_caption: Annotated[int, Field(ge=0, le=1000, description="Maximum characters per caption, as "
-                                            "GET /v2/transcript/{id}/vtt takes it; 0 keeps the API's "
-                                            "default.")] = 0,
+    chars_per_caption: Annotated[int, Field(ge=0, le=1000)] = 0,
     speakers_expected: SpeakersExpected = 0,
     multichannel: Multichannel = "auto",
-    results_dir: ResultsDir = "results",
+    results_dir: str = "results",
     poll_timeout_s: PollTimeout = 3600.0,
 ) -> PhaseTimeline:
     """Divide one call into phases: ``<results_dir>/<audio name>-<transcript id[:8]>/segmentation.json``
-    and ``captions.vtt``. The parameters are described in their ``Field`` (``flows.parameters``);
-    multichannel defaults as in the scorecard flow, so the analyses share one cached transcript.
+    and ``captions.vtt``. Multichannel defaults as in the scorecard flow, so the analyses share one
+    cached transcript.
+
+    Args:
+        audio: Local recording path or http(s) URL.
+        phases: Phase names in the order they usually happen; Other is added for everything else.
+        prompt_template: A template name in prompts/ or the template text.
+        model: LLM Gateway model (the local server answers any catalogue name with its own model).
+        max_tokens: Answer limit in tokens for each LLM request; 0 (the default) allows the longest
+            answer the answer's schema permits.
+        temperature: LLM sampling temperature; 0 is the most deterministic.
+        chars_per_caption: Maximum characters per caption, as GET /v2/transcript/{id}/vtt takes it; 0
+            keeps the API's default.
+        speakers_expected: Exact number of speakers, only if certain; 0 lets the speech model decide.
+        multichannel: One speaker per audio channel: auto turns it on for stereo WAV files.
+        results_dir: Folder for the results: each call's files go in a folder named after the recording
+            and its transcript id.
+        poll_timeout_s: Seconds to wait for the transcript to complete.
 
     Returns a ``PhaseTimeline``: phases in time order, contiguous, covering 0 to the audio's duration
     (seconds), with the repairs made to the LLM's answer. A call with no speech gets one ``Other``

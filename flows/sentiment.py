@@ -7,17 +7,14 @@ markdown artifact).
 """
 from __future__ import annotations
 
-from typing import Annotated
 
 from prefect import flow
-from pydantic import Field
 
 from callflows.audio import call_options, check_audio
 from callflows.llm import DEFAULT_LLM_MODEL
 from callflows.prompts import load_template, render
 from callflows.sentiment import DEFAULT_QUESTIONS, Question, SentimentReport, check_questions, example_context
-from flows.parameters import (Audio, MaxTokens, Model, PollTimeout, ResultsDir, SpeakersExpected, Temperature,
-                              check_max_tokens, optional)
+from flows.parameters import MaxTokens, PollTimeout, SpeakersExpected, Temperature, check_max_tokens, optional
 from flows.transcribe import fetch_captions, transcribe
 from tasks.analyses import analyze_sentiment
 from tasks.reports import result_dir
@@ -25,20 +22,30 @@ from tasks.reports import result_dir
 
 @flow(name="call-sentiment")
 def call_sentiment(
-    audio: Audio,
-    questions: Annotated[list[Question], Field(description="Questions for the LLM, each with optional "
-                                               "context and answer format.")] = DEFAULT_QUESTIONS,
-    prompt_template: Annotated[str, Field(description="A template name in prompts/ or the template text.")]
-    = "sentiment",
-    model: Model = DEFAULT_LLM_MODEL,
+    audio: str,
+    questions: list[Question] = DEFAULT_QUESTIONS,
+    prompt_template: str = "sentiment",
+    model: str = DEFAULT_LLM_MODEL,
     max_tokens: MaxTokens = 0,
     temperature: Temperature = 0.0,
     speakers_expected: SpeakersExpected = 0,
-    results_dir: ResultsDir = "results",
+    results_dir: str = "results",
     poll_timeout_s: PollTimeout = 3600.0,
 ) -> SentimentReport:
     """Analyse the sentiment of one call: ``<results_dir>/<audio name>-<transcript id[:8]>/sentiment.json``.
-    The parameters are described in their ``Field`` (``flows.parameters``).
+
+    Args:
+        audio: Local recording path or http(s) URL.
+        questions: Questions for the LLM, each with optional context and answer format.
+        prompt_template: A template name in prompts/ or the template text.
+        model: LLM Gateway model (the local server answers any catalogue name with its own model).
+        max_tokens: Answer limit in tokens for each LLM request; 0 (the default) allows the longest
+            answer the answer's schema permits.
+        temperature: LLM sampling temperature; 0 is the most deterministic.
+        speakers_expected: Exact number of speakers, only if certain; 0 lets the speech model decide.
+        results_dir: Folder for the results: each call's files go in a folder named after the recording
+            and its transcript id.
+        poll_timeout_s: Seconds to wait for the transcript to complete.
 
     Raises ``InputError`` (audio, questions, template or max_tokens; before any request), ``APIError``,
     ``TranscriptFailedError``, ``LLMOutputError`` (after one retry with the validation error; the

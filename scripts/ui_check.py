@@ -4,8 +4,8 @@
 PREFECT_HOME) and the local server with the test models, runs call-sentiment on a 10 s cut of the
 sample call with two 503s on the upload (so its task retries), registers the call-sentiment
 deployment, then renders with ``chromium --headless --dump-dom`` the flow run page, the upload task
-run page and the deployment's run form (the run form shows parameter names, not their descriptions), and prints each page's text with what it must and must not
-say. Exits 1 when a check fails.
+run page and the deployment's run form (parameter names and descriptions), and prints each page's
+text with what it must and must not say. Exits 1 when a check fails.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.run import free_port, write_clip  # noqa: E402
 from callflows.localserver import start_local_server  # noqa: E402
+from scripts.stack import healthy  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -33,7 +34,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def page_text(url: str, budget_ms: int = 20000) -> str:
     """The page's text after its scripts ran for ``budget_ms`` of virtual time."""
     out = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1600,1200",
-                          f"--virtual-time-budget={budget_ms}", "--dump-dom", url], capture_output=True, text=True, timeout=120)
+                          f"--virtual-time-budget={budget_ms}", "--dump-dom", url],
+                         capture_output=True, text=True, timeout=120)
     text = re.sub(r"<(script|style)\b.*?</\1>", " ", out.stdout, flags=re.S)
     return " ".join(re.sub(r"<[^>]+>", " ", text).split())
 
@@ -60,12 +62,7 @@ def main() -> int:
     try:
         ui = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{ui}/api/health", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
+        while time.monotonic() < deadline and not healthy(f"{ui}/api/health"):
             time.sleep(1)
         from flows.sentiment import call_sentiment
 
@@ -84,7 +81,8 @@ def main() -> int:
                          ["No task runs", "second(s) from now", "Traceback"]),
             "upload task run": (f"{ui}/runs/task-run/{upload['id']}", ["Retry Delay 1s"], ["NaN"]),
             "deployment run form": (f"{ui}/deployments/deployment/{deployment_id}/run",
-                                    ["speakers_expected", "Background that helps answer it"], ['type "None"']),
+                                    ["speakers_expected", "Exact number of speakers", "Background that helps answer it"],
+                                    ['type "None"']),
         }
         for name, (url, must, must_not) in pages.items():
             text = page_text(url)
