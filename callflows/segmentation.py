@@ -85,7 +85,9 @@ class LineAnswer(BaseModel):
 
 def answer_schema_model(names: list[str], line_count: int) -> type[BaseModel]:
     """The JSON schema sent as ``response_format``: names restricted to ``names``, line numbers to
-    1..``line_count``, bounded lengths (small local models need the bounds to stop)."""
+    1..``line_count``, bounded lengths (small local models need the bounds to stop). Each phase starts
+    on its own caption line, so there are at most ``line_count`` phases (and at most
+    ``MAX_PHASES_PER_NAME`` per name)."""
     item = create_model(
         "Phase",
         name=(Literal[tuple(names)], Field(..., description="one of the phase names")),
@@ -95,8 +97,8 @@ def answer_schema_model(names: list[str], line_count: int) -> type[BaseModel]:
         summary=(str, Field(..., max_length=SUMMARY_MAX_CHARS, description="one sentence")),
     )
     item.model_config["extra"] = "forbid"
-    return create_model("PhaseAnswer", phases=(list[item], Field(..., min_length=1,
-                                                                  max_length=len(names) * MAX_PHASES_PER_NAME)))
+    most = min(len(names) * MAX_PHASES_PER_NAME, max(line_count, 1))
+    return create_model("PhaseAnswer", phases=(list[item], Field(..., min_length=1, max_length=most)))
 
 
 class RawPhase(BaseModel):

@@ -91,6 +91,9 @@ def test_answer_schema_restricts_names_and_line_numbers():
     assert item["properties"]["first_line"]["maximum"] == 24 and item["properties"]["first_line"]["minimum"] == 1
     assert item["properties"]["first_words"]["maxLength"] == 40 and item["properties"]["summary"]["maxLength"] == 200
     assert schema["properties"]["phases"]["minItems"] == 1
+    assert schema["properties"]["phases"]["maxItems"] == len(NAMES) * 3
+    # no more phases than caption lines: each starts on its own line
+    assert answer_schema_model(NAMES, 2).model_json_schema()["properties"]["phases"]["maxItems"] == 2
 
 
 # --------------------------------------------------------------------------- validator and repairer
