@@ -308,6 +308,46 @@ def test_llm_json_schema_response_format():
     assert capped["finish_reason"] == "length" and capped["completion_tokens"] == 5
 
 
+def test_llm_parallel_contexts_answer_together_and_share_prompt_states(monkeypatch):
+    """CALLFLOWS_LLM_PARALLEL=2: two requests generate at the same time, each in its own context, and
+    a prompt state saved by one context is loaded by the other (cached_tokens)."""
+    import threading
+
+    from local_api.engines.llm import LocalLLM
+
+    monkeypatch.setenv("CALLFLOWS_LLM_PARALLEL", "2")
+    llm = LocalLLM(LLM)  # its own instance: the shared one keeps the default single context
+    assert llm.parallel == 2 and llm._free.qsize() == 2
+    block = "Transcript: the customer says the bill is far too high and the agent apologises. " * 12
+    first = llm.chat([{"role": "system", "content": block}, {"role": "user", "content": "Say hello."}],
+                     max_tokens=4, temperature=0)
+    assert first["cached_tokens"] == 0
+    busy, inside, out = threading.Barrier(2, timeout=60), [], {}
+    for ctx in list(llm._free.queue):  # both contexts must be in a generation at the same moment
+        evaluate = ctx.llama.eval
+
+        def eval_once_together(tokens, evaluate=evaluate, ctx=ctx):
+            if ctx not in inside:
+                inside.append(ctx)
+                busy.wait()
+            return evaluate(tokens)
+
+        ctx.llama.eval = eval_once_together
+
+    def ask(i):
+        out[i] = llm.chat([{"role": "system", "content": block}, {"role": "user", "content": f"Question {i}?"}],
+                          max_tokens=8, temperature=0)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(inside) == 2 and sorted(out) == [0, 1]
+    # the context that did not serve the first request found its prompt state in the shared cache
+    assert all(o["cached_tokens"] >= first["prompt_tokens"] - 12 for o in out.values()), out
+
+
 # ---------------------------------------------------------------------------------- bad input
 
 def test_audio_error_on_text_file(tmp_path):

@@ -1,8 +1,8 @@
 """Local chat completions with llama-cpp-python over a verified GGUF from the registry.
 
-One :class:`LocalLLM` (one ``llama_cpp.Llama``) per model name per process, created on first use by
-:func:`get_llm`. Generation is serialised by a per-model lock: llama.cpp contexts are not
-thread-safe, and on 2 cores two generations at once would only slow each other.
+One :class:`LocalLLM` per model name per process, created on first use by :func:`get_llm`. It holds
+``CALLFLOWS_LLM_PARALLEL`` llama.cpp contexts (default 1; see :func:`_parallel`), each serving one
+request at a time (llama.cpp contexts are not thread-safe); further requests wait for a free one.
 
 Prefix reuse: llama-cpp-python keeps the evaluated tokens of the previous call and re-evaluates
 only what follows the longest common token prefix. Prompts that put the transcript first (system
@@ -21,10 +21,12 @@ token, a rerun with other questions after the scorecard from 3.95 s to 1.66 s.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import threading
 import time
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from .models import LLM_MODELS, available_llm_models, llm_model_path
 
@@ -69,10 +71,28 @@ def _import_llama() -> Any:
 
 
 def _threads() -> int:
+    """``CALLFLOWS_LLM_THREADS`` (default 2): CPU threads for each model, shared by its contexts."""
     try:
         return max(1, int(os.environ.get("CALLFLOWS_LLM_THREADS", "2")))
     except ValueError:
         return 2
+
+
+def _parallel() -> int:
+    """``CALLFLOWS_LLM_PARALLEL`` (default 1, at most 8): contexts per model that generate at the same
+    time, each with ``CALLFLOWS_LLM_THREADS // n`` threads (at least 1), sharing the model's weights
+    (mmap) and its prompt-state cache. Like llama.cpp's ``llama-server --parallel``, but one model
+    evaluation per request instead of a shared batch.
+
+    Token generation is bound by memory latency, not arithmetic, on this machine: SmolLM2-135M
+    generated 31 tokens/s with 2 threads, 47 with 1 thread, and 85 tokens/s in total from two 1-thread
+    contexts at once (200-token answers, 2 cores, ``/tmp/tok3.py``-style check; 4 contexts: 87). So 2
+    pays where several requests arrive together (a batch of calls); one request alone is not slower.
+    """
+    try:
+        return min(8, max(1, int(os.environ.get("CALLFLOWS_LLM_PARALLEL", "1"))))
+    except ValueError:
+        return 1
 
 
 def _repeat_penalty() -> float:
@@ -158,47 +178,92 @@ def to_llama_response_format(response_format: Mapping[str, Any] | None) -> dict[
     raise LLMError(f"unsupported response_format type {kind!r}")
 
 
+class _SharedRAMCache:
+    """Mixin for ``llama_cpp.LlamaRAMCache`` shared by a model's contexts: one lock around the LRU.
+    A saved state loads into any context of the same model and context size."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._lock = threading.Lock()
+
+    def __getitem__(self, key):
+        with self._lock:
+            return super().__getitem__(key)
+
+    def __contains__(self, key):
+        with self._lock:
+            return super().__contains__(key)
+
+    def __setitem__(self, key, value):
+        with self._lock:
+            super().__setitem__(key, value)
+
+
+class _Context:
+    """One ``llama_cpp.Llama`` context, recording the length of its first ``eval`` per request:
+    llama-cpp's generate() evaluates the prompt's uncached suffix in that call (then one token per
+    step), which gives ``cached_tokens``."""
+
+    def __init__(self, llama: Any) -> None:
+        self.llama = llama
+        self.recording = False
+        self.first_eval: int | None = None
+        llama_eval = llama.eval
+
+        def eval_recorded(tokens):
+            if self.recording and self.first_eval is None:
+                self.first_eval = len(tokens)
+            return llama_eval(tokens)
+
+        llama.eval = eval_recorded
+
+
 class LocalLLM:
     """A loaded GGUF chat model. Use :func:`get_llm` rather than constructing it directly.
 
-    Attributes: ``name`` (registry name), ``n_ctx`` (context window in tokens), ``load_seconds``.
+    Attributes: ``name`` (registry name), ``n_ctx`` (context window in tokens), ``load_seconds``,
+    ``parallel`` (contexts), ``llama`` (the first context's ``llama_cpp.Llama``, for benchmarks).
     """
 
     def __init__(self, name: str) -> None:
-        Llama = _import_llama().Llama
+        llama_cpp = _import_llama()
 
         spec = LLM_MODELS[name]
         path = llm_model_path(name)  # verifies sha256
         t0 = time.monotonic()
         self.name = name
+        self.parallel = _parallel()
         lookup = _prompt_lookup_tokens()
-        draft = None
-        if lookup:
-            _import_llama()  # with the OpenMP setting
-            from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
-            draft = LlamaPromptLookupDecoding(num_pred_tokens=lookup)
-        # a draft model needs the logits of every evaluated token (n_ctx × vocabulary floats)
-        self.llama = Llama(model_path=str(path), n_ctx=int(spec.options.get("n_ctx", 8192)),
-                           n_threads=_threads(), n_batch=512, verbose=False, draft_model=draft,
-                           logits_all=draft is not None)
-        self.n_ctx = int(self.llama.n_ctx())
         cache_mb = _state_cache_mb()
+        cache = None
         if cache_mb > 0:
-            self.llama.set_cache(_import_llama().LlamaRAMCache(capacity_bytes=cache_mb << 20))
+            cache = type("SharedRAMCache", (_SharedRAMCache, llama_cpp.LlamaRAMCache), {})(
+                capacity_bytes=cache_mb << 20)
+        self._free: queue.LifoQueue[_Context] = queue.LifoQueue()
+        for _ in range(self.parallel):
+            draft = None
+            if lookup:
+                from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+                draft = LlamaPromptLookupDecoding(num_pred_tokens=lookup)
+            # a draft model needs the logits of every evaluated token (n_ctx × vocabulary floats)
+            llama = llama_cpp.Llama(model_path=str(path), n_ctx=int(spec.options.get("n_ctx", 8192)),
+                                    n_threads=max(1, _threads() // self.parallel), n_batch=512, verbose=False,
+                                    draft_model=draft, logits_all=draft is not None)
+            if cache is not None:
+                llama.set_cache(cache)
+            self._free.put(_Context(llama))
+        self.llama = self._free.queue[0].llama
+        self.n_ctx = int(self.llama.n_ctx())
         self.load_seconds = time.monotonic() - t0
-        self.lock = threading.Lock()
-        # llama-cpp's generate() evaluates the prompt's uncached suffix in its first eval() call (then
-        # one token per step): chat() records that call's length to report cached_tokens.
-        self._recording = False
-        self._first_eval: int | None = None
-        llama_eval = self.llama.eval
 
-        def eval_recorded(tokens):
-            if self._recording and self._first_eval is None:
-                self._first_eval = len(tokens)
-            return llama_eval(tokens)
-
-        self.llama.eval = eval_recorded
+    @contextlib.contextmanager
+    def _context(self) -> Iterator[_Context]:
+        """A free context for one request (blocks until one is); the most recently used first."""
+        ctx = self._free.get()
+        try:
+            yield ctx
+        finally:
+            self._free.put(ctx)
 
     def _params(self, messages: Iterable[Mapping[str, Any]], max_tokens: int,
                 temperature: float | None, response_format: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -234,22 +299,22 @@ class LocalLLM:
         :func:`to_llama_response_format` (a JSON schema constrains the output by grammar).
         Returns ``{content: str, finish_reason: "stop" | "length", prompt_tokens: int,
         completion_tokens: int, cached_tokens: int}``; ``cached_tokens``: prompt tokens not evaluated
-        again (prefix of the previous prompt or of a cached state; 0 if unknown). Blocks while another
-        generation on this model runs. Raises LLMError / PromptTooLongError for bad requests.
+        again (prefix of the context's previous prompt or of a cached state; 0 if unknown). Blocks
+        while every context of this model is generating. Raises LLMError / PromptTooLongError for bad requests.
         """
         params = self._params(messages, max_tokens, temperature, response_format)
-        with self.lock:
-            self._recording, self._first_eval = True, None
+        with self._context() as ctx:
+            ctx.recording, ctx.first_eval = True, None
             try:
-                resp = self.llama.create_chat_completion(**params)
+                resp = ctx.llama.create_chat_completion(**params)
             except ValueError as e:
                 if "context window" in str(e) or "exceed" in str(e):
                     raise PromptTooLongError(
                         f"prompt too long for {self.name} (context window {self.n_ctx} tokens): {e}") from None
                 raise
             finally:
-                self._recording = False
-            evaluated = self._first_eval
+                ctx.recording = False
+            evaluated = ctx.first_eval
         choice = resp["choices"][0]
         usage = resp.get("usage") or {}
         finish = choice.get("finish_reason") or "stop"
@@ -265,10 +330,10 @@ class LocalLLM:
     def time_to_first_token(self, messages: Sequence[Mapping[str, Any]], *, max_tokens: int = 8) -> float:
         """Seconds until the first streamed token of a completion (for benchmarks)."""
         params = self._params(messages, max_tokens, 0.0, None)
-        with self.lock:
+        with self._context() as ctx:
             t0 = time.monotonic()
             first = None
-            for _ in self.llama.create_chat_completion(stream=True, **params):
+            for _ in ctx.llama.create_chat_completion(stream=True, **params):
                 if first is None:
                     first = time.monotonic() - t0
             return first if first is not None else time.monotonic() - t0
