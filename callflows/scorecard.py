@@ -12,7 +12,7 @@ import re
 from datetime import datetime, timezone
 from typing import Annotated, Any, Callable, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from callflows.captions import EXAMPLE_CAPTIONS, Caption, block_context
 from callflows.errors import InputError
@@ -33,6 +33,8 @@ QUOTE_MAX_CHARS = 120
 
 class RubricCriterion(BaseModel):
     """A rubric line: what to judge and the answers allowed."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is refused with its path, not dropped
 
     name: str = Field(..., min_length=3, max_length=200, description="What is judged.")
     options: list[str] = Field(default_factory=lambda: ["yes", "partly", "no"], min_length=2, max_length=6,

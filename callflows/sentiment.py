@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from callflows.captions import EXAMPLE_CAPTIONS, Caption, block_context
 from callflows.errors import InputError
@@ -28,6 +28,8 @@ ANSWER_FORMAT = "<answer in one sentence> <reason in one sentence>"
 
 class Question(BaseModel):
     """A question for the LLM, as in the cookbook: the question, optional context, optional answer format."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is refused with its path, not dropped
 
     question: str = Field(..., min_length=3, max_length=500, description="The question to answer about the call.")
     # "" rather than None when not given: the classic UI shows a None default as 'Property is type "None"'

@@ -27,8 +27,8 @@ from uuid import UUID
 
 def closed_schema(schema: dict[str, Any] | None) -> dict[str, Any]:
     """A copy of a deployment's ``parameter_openapi_schema`` (JSON Schema, top-level object) that
-    refuses parameter names it does not list. Nested objects (e.g. a question's fields) are left as
-    the flow's pydantic models define them."""
+    refuses parameter names it does not list. Nested objects are closed by the flow's pydantic
+    models themselves (``extra="forbid"``: a question's or a rubric line's keys)."""
     closed = dict(schema or {"type": "object", "properties": {}})
     closed["additionalProperties"] = False
     return closed

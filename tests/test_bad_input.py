@@ -284,5 +284,27 @@ def test_bad_input_gets_a_clear_error(case, request, prefect_harness, use_local_
     assert not ctx.results.exists() or not any(ctx.results.rglob("*")), "nothing is written for bad input"
 
 
+
+def test_a_misspelt_key_inside_a_parameter_is_refused_with_its_path(prefect_harness, use_local_api, sample_call,
+                                                                     tmp_path):
+    """Nested parameter models are closed: a flow called from Python refuses an unknown key inside a
+    question or a rubric line, naming its path, before any request. (Through the Prefect API the
+    same parameters get a 409: tests/test_deployments.py.)"""
+    from prefect.exceptions import ParameterTypeError
+
+    from flows.analyze import analyze_call
+    from flows.scorecard import sales_scorecard
+    from flows.sentiment import call_sentiment
+
+    use_local_api.reset_request_counts()
+    for flow, parameters, path in (
+            (call_sentiment, {"questions": [{"question": "Why?", "contxt": "x"}]}, "questions.0.contxt"),
+            (sales_scorecard, {"rubric": [{"name": "Greets", "optins": ["yes", "no"]}]}, "rubric.0.optins"),
+            (analyze_call, {"questions": [{"question": "Why?", "answer_fromat": "x"}]}, "questions.0.answer_fromat")):
+        with pytest.raises(ParameterTypeError, match=rf"{path}: Extra inputs are not permitted"):
+            flow(audio=str(sample_call), results_dir=str(tmp_path / "results"), **parameters)
+    assert use_local_api.api_counts() == {}
+    assert not (tmp_path / "results").exists()
+
 if __name__ == "__main__":
     sys.stdout.write(table() + "\n")

@@ -339,6 +339,13 @@ def test_the_scheduler_creates_the_nightly_inbox_runs(prefect_api, served):
      "Validation failed for field 'multichannel'. Failure reason: True is not one of ['auto', 'on', 'off']"),
     ("sales-scorecard/sales-scorecard", {"roles": "Sales Rep"},
      "Validation failed for field 'roles'. Failure reason: 'Sales Rep' is not of type 'array'"),
+    # nested models are closed too: a misspelt key inside a question or a rubric line, with its path
+    ("call-sentiment/call-sentiment", {"questions": [{"question": "Why?", "contxt": "x"}]},
+     "Validation failed for field 'questions[0]'. Failure reason: Additional properties are not allowed "
+     "('contxt' was unexpected)"),
+    ("analyze-call/analyze-call", {"rubric": [{"name": "Greets", "optins": ["yes", "no"]}]},
+     "Validation failed for field 'rubric[0]'. Failure reason: Additional properties are not allowed "
+     "('optins' was unexpected)"),
     ("analyze-inbox/analyze-inbox", {"max_recordings": 0},
      "Validation failed for field 'max_recordings'. Failure reason: 0 is less than the minimum of 1"),
 ])
