@@ -84,10 +84,11 @@ def _parallel() -> int:
     (mmap) and its prompt-state cache. Like llama.cpp's ``llama-server --parallel``, but one model
     evaluation per request instead of a shared batch.
 
-    Token generation is bound by memory latency, not arithmetic, on this machine: SmolLM2-135M
-    generated 31 tokens/s with 2 threads, 47 with 1 thread, and 85 tokens/s in total from two 1-thread
-    contexts at once (200-token answers, 2 cores, ``/tmp/tok3.py``-style check; 4 contexts: 87). So 2
-    pays where several requests arrive together (a batch of calls); one request alone is not slower.
+    On the 2-core machine, token generation gains from more contexts, not more threads: SmolLM2-135M
+    generated 31 tokens/s with 2 threads, 47 with 1 thread, and 85 in total from two 1-thread contexts
+    at once (200-token answers, llama-cpp-python directly; 4 contexts: 87). ``python -m
+    bench.llm_parallel`` measures it through this class. So 2 pays where requests arrive together (a
+    batch of calls).
     """
     try:
         return min(8, max(1, int(os.environ.get("CALLFLOWS_LLM_PARALLEL", "1"))))
