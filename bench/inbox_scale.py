@@ -90,7 +90,8 @@ class Stack:
         self.local = f"http://127.0.0.1:{free_port()}"
         self.api = f"http://127.0.0.1:{port}/api"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSEMBLYAI_", "PREFECT_API_"))}
-        self.env.update(TEST_MODELS, CALLFLOWS_LLM_PARALLEL="2", CALLFLOWS_HOME=str(home), PREFECT_HOME=str(home / "prefect"),
+        self.env.update(TEST_MODELS, CALLFLOWS_LLM_PARALLEL="2",
+                        CALLFLOWS_HOME=str(home), PREFECT_HOME=str(home / "prefect"),
                         CALLFLOWS_PREFECT_PORT=str(port), CALLFLOWS_LOCAL_API_URL=self.local,
                         CALLFLOWS_POSTGRES_PORT=str(free_port()), PREFECT_WORKER_QUERY_SECONDS="1",
                         CALLFLOWS_POOL_CONCURRENCY=str(workers + 2),  # the calls + two overlapping inbox runs

@@ -54,7 +54,8 @@ def main() -> int:
         return 0
     for parallel in (1, 2):
         out = subprocess.run([sys.executable, "-m", "bench.llm_parallel", "--child", "--model", args.model,
-                              "--tokens", str(args.tokens)], env={**os.environ, "CALLFLOWS_LLM_PARALLEL": str(parallel)},
+                              "--tokens", str(args.tokens)],
+                             env={**os.environ, "CALLFLOWS_LLM_PARALLEL": str(parallel)},
                              capture_output=True, text=True, check=True)
         for i, r in enumerate(json.loads(out.stdout.strip().splitlines()[-1])):
             print(f"CALLFLOWS_LLM_PARALLEL={parallel} round {i + 1} ({'cold' if i == 0 else 'cached'}): "
