@@ -48,6 +48,7 @@ import requests
 from bench.run import LLM_ROUTES, ROOT, SAMPLE, free_port, iso_to_unix, log
 
 PYTHON = sys.executable
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TEST_MODELS = {"CALLFLOWS_STT_MODEL": "tiny.en", "CALLFLOWS_LOCAL_LLM": "smollm2-135m"}
 
 
@@ -139,6 +140,14 @@ class Stack:
         llm = sum(e["end"] - e["start"] for e in entries if e["route"] in LLM_ROUTES and started <= e["start"] <= ended)
         return {"transcription_s": stt, "llm_s": llm - waited_s}
 
+    def cpu_s(self) -> dict[str, float]:
+        """CPU seconds used so far: by the whole machine (``/proc/stat``, all cores) and by the local
+        server's process (its engines: transcription, sentiment, the LLM)."""
+        busy = sum(int(v) for i, v in enumerate(Path("/proc/stat").read_text().split()[1:9]) if i != 3 and i != 4)
+        pid = int((self.home / "run" / "local-api.pid").read_text())
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return {"machine": busy / CLOCK_TICKS, "local_server": (int(fields[11]) + int(fields[12])) / CLOCK_TICKS}
+
     # Prefect's REST API
     def get(self, path: str) -> Any:
         r = requests.get(f"{self.api}{path}", timeout=60)
@@ -189,7 +198,7 @@ def throughput(work: Path, workers: int, args) -> dict[str, Any]:
     with Stack(work / f"home-w{workers}", workers) as stack:
         stack.latency(args.transcript_s, args.llm_s)
         stack.reset_counts()
-        waited = stack.waited_s()
+        waited, cpu = stack.waited_s(), stack.cpu_s()
         started = time.time()
         run_id = stack.run_inbox({"inbox": str(inbox), "results_dir": str(work / f"results-w{workers}"),
                                   "max_in_flight": workers, "max_tokens": args.max_tokens})
@@ -197,6 +206,7 @@ def throughput(work: Path, workers: int, args) -> dict[str, Any]:
         ended = time.time()
         counts = stack.counts()
         engines = stack.engine_time(started, ended, stack.waited_s() - waited)
+        engines.update({f"cpu_{k}_s": v - cpu[k] for k, v in stack.cpu_s().items()})
         calls = stack.children(run_id)
     completed = [c for c in calls if c["state"]["type"] == "COMPLETED"]
     path_s = args.transcript_s + 2 * args.llm_s
@@ -286,6 +296,11 @@ def table(one: dict, four: dict, res: dict | None, args) -> list[tuple[str, str,
         rows.append((f"{r['workers']} worker(s): transcription jobs; LLM requests less the simulated wait (model + its queue)",
                      f"{r['engines']['transcription_s']:.0f} s, {r['engines']['llm_s']:.0f} s",
                      f"{r['wall_s']:.0f} s wall", ""))
+        e = r["engines"]
+        rows.append((f"{r['workers']} worker(s): CPU of the local server (its engines) / of the whole machine",
+                     f"{e['cpu_local_server_s']:.0f} / {e['cpu_machine_s']:.0f} s "
+                     f"({e['cpu_local_server_s'] / e['cpu_machine_s']:.0%})",
+                     f"{os.cpu_count() * r['wall_s']:.0f} s on {os.cpu_count()} cores", ""))
     if res:
         o, k = res["overlap"], res["kill"]
         rows.append(("two overlapping inbox runs: calls / uploads / transcripts",
