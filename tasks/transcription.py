@@ -58,6 +58,24 @@ def upload_audio(path: str, sha256: str) -> str:
     return uploaded.upload_url
 
 
+def _find_created(client: AssemblyAIClient, params, logger) -> Transcript | None:
+    """``client.find_transcript(params)``, with a transient failure (429, 5xx, timeout, connection error)
+    tried again in place up to ``HTTP_RETRIES`` times: a failing look-up must not use up the retries the
+    create itself was given."""
+    failures = 0
+    while True:
+        try:
+            return client.find_transcript(params)
+        except APIError as exc:
+            failures += 1
+            if not exc.retryable or failures > HTTP_RETRIES:
+                raise
+            pause = min(max(FIRST_POLL_INTERVAL_S, exc.retry_after_s or 0.0), MAX_RETRY_AFTER_S)
+            logger.warning("Looking up the transcript an earlier attempt may have created failed (%s); "
+                           "trying again in %.1f s", exc, pause)
+            time.sleep(pause)
+
+
 @task(name="submit_transcript", cache_key_fn=_submit_key, persist_result=True, result_storage=RESULT_STORAGE,
       **RETRYING)
 @says_when_retries_run_out
@@ -73,7 +91,7 @@ def submit_transcript(audio_url: str, options: TranscriptionOptions, audio_key: 
     params = options.to_params(audio_url)
     with AssemblyAIClient(resolve_settings()) as client:
         if task_run.run_count > 1:  # an earlier attempt's request may have created it and lost the answer
-            found = client.find_transcript(params)
+            found = _find_created(client, params, logger)
             if found is not None:
                 logger.warning("Transcript %s (status %s) was created by an earlier attempt whose answer was lost: "
                                "using it instead of submitting again", found.id, found.status.value)
