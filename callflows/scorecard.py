@@ -17,8 +17,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 from callflows.captions import EXAMPLE_CAPTIONS, Caption, block_context
 from callflows.errors import InputError
 from callflows.llm import LLMUsage
+from callflows.markdown import cell
 from callflows.metrics import ConversationMetrics, conversation_metrics
 from callflows.models import Transcript, Utterance
+from callflows.provenance import Provenance
 
 DEFAULT_ROLES = ["Sales Rep", "Customer"]
 DEFAULT_IDEAL_REP_TALK_SHARE = 0.4  # 40/60 rep/customer: the usual sales-coaching target
@@ -87,6 +89,7 @@ class Scorecard(BaseModel):
     unverified_quotes: int = 0
     prompt_template: str
     llm: LLMUsage
+    provenance: Provenance | None = Field(None, description="what produced it (callflows.provenance)")
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 
     def to_markdown(self) -> str:
@@ -105,7 +108,7 @@ class Scorecard(BaseModel):
         out += ["", "## Top coaching suggestions", ""]
         out += [f"{i}. {s}" for i, s in enumerate(self.coaching_suggestions, 1)]
         out += ["", "## Rubric", "", "| criterion | answer | reason | quote |", "|---|---|---|---|"]
-        out += [f"| {_cell(c.name)} | {c.answer} | {_cell(c.reason)} | “{_cell(c.quote)}”{_mark(c.quote_verified)} |"
+        out += [f"| {cell(c.name)} | {c.answer} | {cell(c.reason)} | “{cell(c.quote)}”{_mark(c.quote_verified)} |"
                 for c in self.criteria]
         if self.unverified_quotes:
             out += ["", f"{self.unverified_quotes} quote(s) marked *unverified* do not occur in the transcript."]
@@ -117,9 +120,6 @@ class Scorecard(BaseModel):
 def _mark(verified: bool) -> str:
     return "" if verified else " *(unverified)*"
 
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 # --- input checks --------------------------------------------------------------------------------

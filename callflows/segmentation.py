@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field, create_model, model_validator
 from callflows.captions import EXAMPLE_CAPTIONS, Caption, block_context
 from callflows.errors import CallflowsError, InputError
 from callflows.llm import LLMUsage
+from callflows.provenance import Provenance
 
 OTHER = "Other"
 DEFAULT_PHASES: list[str] = ["Introduction", "Complaint", "Resolution", "Goodbye"]  # the guide's four
@@ -341,6 +342,7 @@ class PhaseTimeline(BaseModel):
     chars_per_caption: int | None = None
     prompt_template: str = ""
     llm: LLMUsage | None = None
+    provenance: Provenance | None = Field(None, description="what produced it (callflows.provenance)")
     timings_s: dict[str, float] = Field(default_factory=dict, description="wall time per step, s")
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 

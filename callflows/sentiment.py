@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from callflows.captions import EXAMPLE_CAPTIONS, Caption, block_context
 from callflows.errors import InputError
 from callflows.llm import LLMUsage
+from callflows.markdown import cell
 from callflows.models import Sentiment, Transcript
+from callflows.provenance import Provenance
 
 MAX_QUESTIONS = 20
 ANSWER_MAX_CHARS = 300  # the default answer format: one sentence of answer, one of reason
@@ -93,6 +95,7 @@ class SentimentReport(BaseModel):
     answers: list[QuestionAnswer]
     prompt_template: str
     llm: LLMUsage
+    provenance: Provenance | None = Field(None, description="what produced it (callflows.provenance)")
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 
     def to_markdown(self) -> str:
@@ -109,7 +112,7 @@ class SentimentReport(BaseModel):
         out += ["", "## Sentences", "", "| time | speaker | sentiment | conf. | text |", "|---|---|---|---:|---|"]
         for s in self.sentences:
             out.append(f"| {fmt_ms(s.start)}–{fmt_ms(s.end)} | {s.speaker or '-'} | {s.sentiment} | "
-                       f"{s.confidence:.2f} | {_cell(s.text)} |")
+                       f"{s.confidence:.2f} | {cell(s.text)} |")
         out += ["", "## Questions", ""]
         for i, qa in enumerate(self.answers, 1):
             out += [f"**{i}. {qa.question}**", "", f"{qa.answer}", ""]
@@ -125,9 +128,6 @@ def fmt_ms(ms: int) -> str:
 def fmt_seconds(seconds: float | None) -> str:
     return "?" if seconds is None else f"{seconds:.0f} s"
 
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def sentence_sentiments(transcript: Transcript) -> list[SentenceSentiment]:

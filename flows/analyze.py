@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from callflows.audio import call_options, check_audio
 from callflows.errors import CallflowsError, PromptError
 from callflows.llm import DEFAULT_LLM_MODEL
+from callflows.markdown import cell
 from callflows.prompts import load_template, render
 from callflows.scorecard import (DEFAULT_IDEAL_REP_TALK_SHARE, DEFAULT_ROLES, DEFAULT_RUBRIC, RubricCriterion,
                                  Scorecard, check_roles, check_rubric)
@@ -77,9 +78,9 @@ class CallAnalysis(BaseModel):
                "| analysis | status | result file | headline |", "|---|---|---|---|"]
         for name, (title, _) in ANALYSES.items():
             if name in self.errors:
-                out.append(f"| {title} | **failed** | – | {_cell(self.errors[name])} |")
+                out.append(f"| {title} | **failed** | – | {cell(self.errors[name])} |")
             else:
-                out.append(f"| {title} | ok | `{self.files.get(name, '?')}` | {_cell(self._headline(name))} |")
+                out.append(f"| {title} | ok | `{self.files.get(name, '?')}` | {cell(self._headline(name))} |")
         out += ["", "The full reports are this run's artifacts `call-sentiment`, `sales-scorecard` and "
                     "`call-segmentation`."]
         return "\n".join(out) + "\n"
@@ -114,9 +115,6 @@ class AnalysesFailedError(CallflowsError):
     def __reduce__(self):  # keep the analysis when pickled (Prefect persists failed states)
         return (AnalysesFailedError, (self.analysis,))
 
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 # The result is persisted so that the analyze-inbox run that started this run (or a later one, if

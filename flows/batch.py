@@ -46,6 +46,7 @@ from callflows.audio import AudioSource, check_audio
 from callflows.errors import AudioInputError, CallflowsError, DamagedAudioError, InputError
 from callflows.ledger import Claim, Ledger
 from callflows.llm import DEFAULT_LLM_MODEL
+from callflows.markdown import cell
 from flows.analyze import AnalysesFailedError, analyze_call
 from flows.parameters import MaxTokens, check_max_tokens
 from tasks.logs import one_line
@@ -116,7 +117,7 @@ class BatchReport(BaseModel):
                 status = "**failed**" if r.status == "failed" else r.status
                 folder = f"`{r.result_dir}`" if r.result_dir else "–"
                 run = f"`{r.flow_run_id}`" if r.flow_run_id else "–"
-                out.append(f"| {_cell(r.audio)} | {status} | {run} | {folder} | {_cell(r.error or r.note or '')} |")
+                out.append(f"| {cell(r.audio)} | {status} | {run} | {folder} | {cell(r.error or r.note or '')} |")
         if self.failed:
             out += ["", "Failed recordings are marked failed in the ledger: the next run retries them."]
         return "\n".join(out) + "\n"
@@ -135,9 +136,6 @@ class InboxFailedError(CallflowsError):
     def __reduce__(self):
         return (InboxFailedError, (self.report,))
 
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 # --- input checks --------------------------------------------------------------------------------

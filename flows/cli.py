@@ -5,6 +5,7 @@
                             [--speakers-expected N]
     callflows analyze-inbox DIR [--out DIR] [--model M] [--max-in-flight N] [--max-recordings N]
                                 [--deployment NAME]
+    callflows compare RESULT_A RESULT_B
 
 ``analyze`` runs the analyze-call flow on one recording (sentiment, scorecard and segmentation,
 concurrently, on one transcript), prints the three reports and writes JSON results under DIR. Exit
@@ -17,6 +18,10 @@ failed, 2 for bad input (before any request). With no ASSEMBLYAI_API_KEY it uses
 most N at a time (in this process, or as runs of ``--deployment`` when given and deployed), the
 batch report printed. Exit code 0 when nothing failed, 1 when a recording failed (the report names
 it), 2 for bad input.
+
+``compare`` prints two results of one analysis side by side (``callflows.compare``): e.g. a call's
+``versions/sentiment-<version>.json`` files from two prompts. Exit code 2 when a file is missing or
+not a result, or the two are of different analyses.
 """
 from __future__ import annotations
 
@@ -67,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     ib.add_argument("--deployment", default=None,
                     help="start runs of this analyze-call deployment (e.g. analyze-call/analyze-call) instead of "
                          "analysing in this process; needs PREFECT_API_URL and a worker")
+    cp = sub.add_parser("compare", help="print two results of one analysis side by side")
+    cp.add_argument("result_a", type=Path, help="a result file (e.g. results/<call>/versions/sentiment-<v>.json)")
+    cp.add_argument("result_b", type=Path, help="another result of the same analysis")
     return parser
 
 
@@ -78,8 +86,23 @@ def main(argv: list[str] | None = None) -> int:
 
         return local_api_main(argv[1:]) or 0
     args = _parser().parse_args(argv)
+    if args.command == "compare":
+        return compare(args)
     home = project_env()
     return analyze_inbox(args, home) if args.command == "analyze-inbox" else analyze(args, home)
+
+
+def compare(args) -> int:
+    from callflows.compare import compare as compare_results, load_result
+    from callflows.errors import InputError
+
+    try:
+        table = compare_results(load_result(args.result_a), load_result(args.result_b))
+    except InputError as exc:
+        print(f"callflows: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"A = `{args.result_a}`, B = `{args.result_b}`\n\n{table}", end="")
+    return 0
 
 
 def _local_server(home: Path):

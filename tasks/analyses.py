@@ -18,13 +18,15 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from callflows.captions import Caption
 from callflows.errors import InputError, LLMOutputError
 from callflows.llm import LLMUsage
 from callflows.metrics import conversation_metrics
 from callflows.models import SpeakerIdentification, Transcript
-from callflows.prompts import load_template, render
+from callflows.prompts import PromptTemplate, load_template, render
+from callflows.provenance import Provenance
 from callflows.scorecard import RubricCriterion, Scorecard, answer_model, check_speakers, scorecard_of
 from callflows.scorecard import prompt_context as scorecard_context
 from callflows.segmentation import (OTHER, LineAnswer, Phase, PhaseTimeline, answer_schema_model, call_duration_s,
@@ -34,12 +36,19 @@ from callflows.sentiment import (Question, QuestionAnswer, SentimentReport, answ
                                  sentence_sentiments)
 from callflows.sentiment import prompt_context as sentiment_context
 from tasks.llm import ask_structured, identify_speakers
-from tasks.reports import publish_report
+from tasks.reports import publish_report, publish_result
 
 SENTIMENT_ARTIFACT = "call-sentiment"
 SCORECARD_ARTIFACT = "sales-scorecard"
 SEGMENTATION_ARTIFACT = "call-segmentation"
 NO_SPEECH = "No speech was transcribed."
+
+
+def _provenance(analysis: str, template: PromptTemplate, parameters: dict, *, model: str, max_tokens: int | None,
+                temperature: float) -> Provenance:
+    """The result's provenance, with the id of the flow run this task runs in."""
+    return Provenance.of(analysis, template, parameters, model=model, max_tokens=max_tokens, temperature=temperature,
+                         flow_run_id=flow_run.id)
 
 
 @task(name="call-sentiment", cache_policy=NO_CACHE)
@@ -55,7 +64,9 @@ def analyze_sentiment(transcript: Transcript, captions: list[Caption], questions
     counts, per_speaker = count_sentiments(sentences)
     report = SentimentReport(audio=audio, transcript_id=transcript.id, audio_duration_s=transcript.audio_duration,
                              sentences=sentences, counts=counts, counts_by_speaker=per_speaker, answers=[],
-                             prompt_template=template.name, llm=LLMUsage(model=model))
+                             prompt_template=template.name, llm=LLMUsage(model=model),
+                             provenance=_provenance("sentiment", template, {"questions": questions}, model=model,
+                                                    max_tokens=max_tokens, temperature=temperature))
     prompt = render(template, sentiment_context(captions, questions, sentences))
     try:
         parsed, report.llm = ask_structured(prompt, answers_model(len(questions)), schema_name="sentiment_answers",
@@ -66,7 +77,7 @@ def analyze_sentiment(transcript: Transcript, captions: list[Caption], questions
         raise
     report.answers = [QuestionAnswer(**q.model_dump(), answer=getattr(parsed, f"answer_{i}"))
                       for i, q in enumerate(questions, 1)]
-    publish_report(report, report.to_markdown(), str(Path(out_dir) / "sentiment.json"), SENTIMENT_ARTIFACT)
+    publish_result(report, report.to_markdown(), out_dir, "sentiment.json", SENTIMENT_ARTIFACT)
     return report
 
 
@@ -101,8 +112,12 @@ def score_call(transcript: Transcript, captions: list[Caption], roles: list[str]
         raise
     scorecard = scorecard_of(answer, rubric, transcript, mapping, roles, metrics, context["rep_talk_share"],
                              ideal_rep_talk_share, audio=audio, transcript_id=transcript.id,
-                             prompt_template=template.name, llm=usage)
-    publish_report(scorecard, scorecard.to_markdown(), str(Path(out_dir) / "scorecard.json"), SCORECARD_ARTIFACT)
+                             prompt_template=template.name, llm=usage,
+                             provenance=_provenance("scorecard", template,
+                                                    {"roles": roles, "rubric": rubric,
+                                                     "ideal_rep_talk_share": ideal_rep_talk_share},
+                                                    model=model, max_tokens=max_tokens, temperature=temperature))
+    publish_result(scorecard, scorecard.to_markdown(), out_dir, "scorecard.json", SCORECARD_ARTIFACT)
     return scorecard
 
 
@@ -123,7 +138,10 @@ def segment_call(transcript: Transcript, captions: list[Caption], names: list[st
     if duration_s <= 0:
         raise InputError(f"{audio!r} has no audio to segment (audio_duration is {transcript.audio_duration!r})")
     timeline_args = dict(audio=audio, transcript_id=transcript.id, audio_duration_s=duration_s, phase_names=names,
-                         captions=len(captions), chars_per_caption=chars_per_caption, prompt_template=template.name)
+                         captions=len(captions), chars_per_caption=chars_per_caption, prompt_template=template.name,
+                         provenance=_provenance("segmentation", template,
+                                                {"phases": names, "chars_per_caption": chars_per_caption},
+                                                model=model, max_tokens=max_tokens, temperature=temperature))
     if not captions:
         logger.warning("No captions: the whole call is %r", OTHER)
         timeline = PhaseTimeline(**timeline_args, phases=[Phase(name=OTHER, start_time=0, end_time=duration_s,
@@ -149,5 +167,5 @@ def segment_call(transcript: Transcript, captions: list[Caption], names: list[st
             logger.warning("Repaired the LLM's answer: %s", "; ".join(repairs))
         timeline = PhaseTimeline(**timeline_args, phases=phases, repairs=repairs, llm=usage,
                                  timings_s={"llm": round(time.monotonic() - started, 2)})
-    publish_report(timeline, timeline.to_markdown(), str(Path(out_dir) / "segmentation.json"), SEGMENTATION_ARTIFACT)
+    publish_result(timeline, timeline.to_markdown(), out_dir, "segmentation.json", SEGMENTATION_ARTIFACT)
     return timeline

@@ -1,4 +1,7 @@
-"""Publish an analysis result: a JSON file under the results folder and a Prefect markdown artifact."""
+"""Publish an analysis result: a JSON file under the results folder and a Prefect markdown artifact.
+
+An analysis result with a ``provenance`` (``callflows.provenance``) is kept per prompt version, and its
+artifact compares it with the call's previous prompt version, if there is one."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,10 +10,22 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel
 
+from callflows.compare import Result, compare, load_result
+from callflows.errors import InputError
+from callflows.provenance import other_versions
+
 
 def result_dir(results_dir: str, audio_name: str, transcript_id: str) -> Path:
     """``<results_dir>/<audio name>-<first 8 chars of the transcript id>/``: one folder per call."""
     return Path(results_dir) / f"{audio_name}-{transcript_id[:8]}"
+
+
+def _write(report: BaseModel, target: Path) -> None:
+    """``report`` as JSON at ``target`` (folders created), replaced atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    tmp.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    tmp.replace(target)
 
 
 @task(name="publish_report")
@@ -18,10 +33,34 @@ def publish_report(report: BaseModel, markdown: str, path: str, artifact_key: st
     """Write ``report`` as JSON to ``path`` (folders created) and attach ``markdown`` to the flow run as
     the artifact ``artifact_key`` (lower-case letters, digits and dashes). Returns the file path."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    tmp.replace(target)
+    _write(report, target)
     create_markdown_artifact(key=artifact_key, markdown=markdown, description=f"Result file: {target}")
     get_run_logger().info("Wrote %s", target)
     return str(target)
+
+
+@task(name="publish_result")
+def publish_result(report: Result, markdown: str, out_dir: str, file_name: str, artifact_key: str) -> str:
+    """Write an analysis result twice: as its prompt version's file
+    (``<out_dir>/versions/<analysis>-<version>.json``, replacing an earlier run of the same version) and
+    as the latest (``<out_dir>/<file_name>``). The artifact ``artifact_key`` is ``markdown``, followed by a
+    comparison with the newest result of another prompt version in ``out_dir`` when there is one
+    (``callflows.compare``). Returns the latest file's path."""
+    logger = get_run_logger()
+    provenance = report.provenance
+    version_file = provenance.version_path(out_dir)
+    _write(report, version_file)
+    latest = Path(out_dir) / file_name
+    _write(report, latest)
+    for previous in other_versions(out_dir, provenance.analysis, provenance.version)[:1]:
+        try:
+            comparison = compare(load_result(previous), report, labels=("previous", "this run"))
+        except InputError as exc:  # a hand-edited or older file: the result still stands
+            logger.warning("Not compared with %s: %s", previous, exc)
+            continue
+        markdown = (f"{markdown.rstrip()}\n\n## Compared with the previous prompt's result\n\n"
+                    f"Previous: `{previous}`.\n\n{comparison}")
+    create_markdown_artifact(key=artifact_key, markdown=markdown,
+                             description=f"Result file: {version_file} (latest: {latest})")
+    logger.info("Wrote %s (prompt version %s) and %s", version_file, provenance.version, latest)
+    return str(latest)

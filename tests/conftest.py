@@ -121,6 +121,17 @@ def trim_wav(source: Path, target: Path, seconds: float) -> Path:
     return target
 
 
+def run_artifact(key: str, flow_run_id: str) -> str:
+    """The markdown of the artifact ``key`` that the flow run ``flow_run_id`` created (exactly one)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        [artifact] = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[key]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    return artifact.data
+
+
 @pytest.fixture(scope="session")
 def local_api(tmp_path_factory) -> LocalApi:
     """The local server without an API key, shared by the whole session."""

@@ -22,7 +22,7 @@ from local_api.faults import CHAOS_KINDS, FLOW_ROUTES
 from tasks.common import HTTP_RETRIES
 
 SEED = 20261122
-VOLATILE = {"transcript_id", "created_at", "result_dir", "started_at", "finished_at", "analysed_at", "ledger",
+VOLATILE = {"transcript_id", "flow_run_id", "created_at", "result_dir", "started_at", "finished_at", "analysed_at", "ledger",
             "results_dir", "files", "timings", "timings_s"}
 # What the LLM wrote. llama.cpp's logits depend on how a prompt was split into evaluation batches, and
 # the analyses share a cached prompt prefix whose state depends on which request came first (a retried
@@ -35,8 +35,8 @@ LLM_WRITTEN = {"answers", "summary", "talk_listen", "sentiment_shifts", "coachin
 @pytest.fixture(scope="module")
 def inbox(sample_call, tmp_path_factory) -> Path:
     """Two recordings: the sample call and its first 20 s (greeting, the customer's problem). The first
-    faults of each route cover every kind; the sample call's polls take the poll route's, so the
-    second recording's retried create does not meet them in its look-up as well."""
+    faults of each route cover every kind; those of the poll route the sample call's polls leave meet
+    the second recording's retried create in its look-up, which tries again in place."""
     folder = tmp_path_factory.mktemp("fault-inbox")
     shutil.copy(sample_call, folder / "a_support_call.wav")
     trim_wav(sample_call, folder / "b_opening.wav", 20)

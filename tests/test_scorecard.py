@@ -11,6 +11,7 @@ from callflows.scorecard import DEFAULT_RUBRIC, Scorecard, answer_model, check_r
 from callflows.structured import parse_answer
 from callflows.scorecard import check_speakers
 from flows.scorecard import sales_scorecard
+from conftest import run_artifact
 from stub_http import Canned, StubServer
 
 TEXT = "Thank you for calling Lakeside Energy, this is Maria speaking. I am sorry to hear that, Tom."
@@ -88,6 +89,17 @@ def test_scorecard_end_to_end_on_the_sample_call(prefect_harness, use_local_api,
     assert json.loads((folder / "metrics.json").read_text())["speakers"]["A"]["talk_share"] > 0
     markdown = report.to_markdown()
     assert "## Conversation metrics" in markdown and "## Top coaching suggestions" in markdown
+
+    # A rerun with another rubric keeps both scorecards; its artifact compares their rubric answers.
+    rerun = sales_scorecard(audio=str(sample_call), results_dir=str(tmp_path), rubric=DEFAULT_RUBRIC[2:4])
+    assert {p.name for p in (folder / "versions").iterdir()} == {
+        f"scorecard-{r.provenance.version}.json" for r in (report, rerun)}
+    assert rerun.provenance.parameters["rubric"] == [c.model_dump() for c in DEFAULT_RUBRIC[2:4]]
+    assert Scorecard.model_validate_json((folder / "scorecard.json").read_text()).provenance == rerun.provenance
+    artifact = run_artifact("sales-scorecard", rerun.provenance.flow_run_id)
+    assert "## Compared with the previous prompt's result" in artifact
+    assert f"| {DEFAULT_RUBRIC[0].name} | **{report.criteria[0].answer}**" in artifact
+    assert f"| {DEFAULT_RUBRIC[2].name} | – (not in the rubric) | **{rerun.criteria[0].answer}**" in artifact
 
 
 def _transcript_text(server, transcript_id):

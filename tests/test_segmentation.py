@@ -7,11 +7,13 @@ import pytest
 
 from callflows.errors import InputError, LLMOutputError, PromptError
 from callflows.captions import Caption, CaptionsError, assign_speakers, parse_vtt
+from callflows.markdown import cell
 from callflows.segmentation import (
     DEFAULT_PHASES, NOT_ASSIGNED, OTHER, LineAnswer, LinePhase, Phase, PhaseTimeline, RawPhase, TimelineError,
     answer_schema_model, call_duration_s, check_phase_names, phases_from_lines, repair_phases, timeline_problems,
 )
 from callflows.models import Utterance
+from conftest import run_artifact
 from stub_http import Canned, StubServer
 
 NAMES = DEFAULT_PHASES + [OTHER]
@@ -282,15 +284,17 @@ def test_flow_publishes_the_timeline_as_a_markdown_artifact(first_run):
     assert markdown.count("█") >= len(timeline.phases) and timeline.phases[0].name in markdown
 
 
-def test_rerun_with_new_phases_and_prompt_reuses_the_transcript(first_run, use_local_api, sample_call, tmp_path):
-    """New phases and an inline prompt: no upload, no transcription, one captions and one LLM request."""
+def test_rerun_with_new_phases_and_prompt_reuses_the_transcript_and_keeps_both_timelines(
+        first_run, use_local_api, sample_call):
+    """New phases and an inline prompt into the same results folder: no upload, no transcription, one
+    captions and one LLM request; both timelines are kept and the rerun's artifact compares them."""
     from flows.segmentation import call_segmentation
 
     template = ("{{ transcript_block }}\nSplit the call into {{ phases | join(', ') }} or {{ other }}. Answer as JSON "
                 "with the first_line (1 to {{ line_count }}) and its first_words per phase.")
     use_local_api.reset_request_counts()
     timeline = call_segmentation(audio=str(sample_call), phases=["Greeting", "Billing question", "Farewell"],
-                                 prompt_template=template, chars_per_caption=40, results_dir=str(tmp_path))
+                                 prompt_template=template, chars_per_caption=40, results_dir=str(first_run[1]))
     counts = use_local_api.api_counts()
     assert counts.get("POST /v2/upload", 0) == 0 and counts.get("POST /v2/transcript", 0) == 0
     assert counts.get("GET /v2/transcript/{transcript_id}/vtt") == 1
@@ -299,6 +303,20 @@ def test_rerun_with_new_phases_and_prompt_reuses_the_transcript(first_run, use_l
     assert {p.name for p in timeline.phases} <= set(timeline.phase_names)
     assert timeline.captions > first_run[0].captions  # 40-character captions: more lines
     assert timeline.phases[-1].end_time == timeline.audio_duration_s
+
+    first = first_run[0]
+    [folder] = first_run[1].iterdir()
+    assert {p.name for p in (folder / "versions").iterdir()} == {
+        f"segmentation-{v}.json" for v in (first.provenance.version, timeline.provenance.version)}
+    assert PhaseTimeline.model_validate_json((folder / "segmentation.json").read_text()).phases == timeline.phases
+    assert timeline.provenance.parameters == {"phases": ["Greeting", "Billing question", "Farewell", OTHER],
+                                              "chars_per_caption": 40}
+    artifact = run_artifact("call-segmentation", timeline.provenance.flow_run_id)
+    assert "## Compared with the previous prompt's result" in artifact
+    assert "parameters.chars_per_caption changed; parameters.phases changed" in artifact
+    p, q = first.phases[0], timeline.phases[0]
+    assert (f"| 1 | **{p.name}** {p.start_time:.1f}–{p.end_time:.1f} s: {cell(p.summary)} | "
+            f"**{q.name}** {q.start_time:.1f}–{q.end_time:.1f} s: {cell(q.summary)} |") in artifact
 
 
 def test_bad_parameters_fail_before_any_request(prefect_harness, use_local_api, sample_call, tmp_path):

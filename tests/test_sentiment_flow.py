@@ -3,7 +3,9 @@ import json
 
 import pytest
 
+from conftest import run_artifact
 from callflows.errors import AudioInputError, PromptError
+from callflows.markdown import cell
 from callflows.sentiment import DEFAULT_QUESTIONS, SentimentReport
 from flows.sentiment import call_sentiment
 
@@ -54,20 +56,39 @@ def test_report_is_written_as_json_and_markdown_artifact(first_run):
     assert artifacts and "## Sentiment per speaker" in artifacts[-1].data
 
 
-def test_rerun_with_a_new_prompt_reuses_the_transcript(first_run, local_api, sample_call, tmp_path):
-    """A rerun with other prompt parameters makes no upload and no transcription request: only the LLM call."""
+def test_rerun_with_a_new_prompt_reuses_the_transcript_and_keeps_both_results(first_run, local_api, sample_call):
+    """A rerun with other prompt parameters into the same results folder makes no upload and no
+    transcription request, only the LLM call; both prompt versions' results are kept, the latest is the
+    rerun's, and the rerun's artifact compares the two answers."""
     local_api.reset_request_counts()
     template = "{{ transcript_block }}\n\nAnswer each question in a few words.\n{% for q in questions %}{{ loop.index }}. {{ q.question }}\n{% endfor %}Reply as JSON with keys answer_1..answer_{{ questions | length }}."
     import os
 
     os.environ["ASSEMBLYAI_BASE_URL"] = os.environ["ASSEMBLYAI_LLM_GATEWAY_BASE_URL"] = local_api.url
-    report = call_sentiment(audio=str(sample_call), results_dir=str(tmp_path), prompt_template=template,
+    first, out, _ = first_run
+    report = call_sentiment(audio=str(sample_call), results_dir=str(out), prompt_template=template,
                             questions=[{"question": "Was the customer's problem solved?"}], max_tokens=100)
     counts = local_api.api_counts()
     assert counts.get("POST /v2/upload", 0) == 0
     assert counts.get("POST /v2/transcript", 0) == 0
     assert counts.get("POST /v1/chat/completions") == 1
-    assert report.transcript_id == first_run[0].transcript_id and report.prompt_template == "<inline>"
+    assert report.transcript_id == first.transcript_id and report.prompt_template == "<inline>"
+
+    [folder] = out.iterdir()
+    versions = {p.name: SentimentReport.model_validate_json(p.read_text()) for p in (folder / "versions").iterdir()}
+    assert set(versions) == {f"sentiment-{first.provenance.version}.json", f"sentiment-{report.provenance.version}.json"}
+    assert [a.question for a in versions[f"sentiment-{first.provenance.version}.json"].answers] == \
+        [q.question for q in DEFAULT_QUESTIONS]
+    latest = SentimentReport.model_validate_json((folder / "sentiment.json").read_text())
+    assert latest.provenance == report.provenance and report.provenance.template == "<inline>"
+    assert report.provenance.parameters == {"questions": [{"question": "Was the customer's problem solved?",
+                                                           "context": "", "answer_format": ""}]}
+    assert report.provenance.max_tokens == 100 and report.provenance.flow_run_id != first.provenance.flow_run_id
+    artifact = run_artifact("call-sentiment", report.provenance.flow_run_id)
+    assert "## Compared with the previous prompt's result" in artifact
+    assert "Changed from previous to this run: template: 'sentiment' → '<inline>'" in artifact
+    assert f"| {DEFAULT_QUESTIONS[0].question} | {cell(first.answers[0].answer)} | – (not asked) |" in artifact
+    assert f"| Was the customer's problem solved? | – (not asked) | {cell(report.answers[0].answer)} |" in artifact
 
 
 def _bad_inputs(tmp_path, sample_call):
