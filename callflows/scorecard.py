@@ -121,7 +121,6 @@ def _mark(verified: bool) -> str:
     return "" if verified else " *(unverified)*"
 
 
-
 # --- input checks --------------------------------------------------------------------------------
 
 def check_roles(roles: list[str]) -> list[str]:

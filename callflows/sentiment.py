@@ -129,7 +129,6 @@ def fmt_seconds(seconds: float | None) -> str:
     return "?" if seconds is None else f"{seconds:.0f} s"
 
 
-
 def sentence_sentiments(transcript: Transcript) -> list[SentenceSentiment]:
     return [SentenceSentiment(text=r.text, start=r.start, end=r.end, sentiment=r.sentiment,
                               confidence=r.confidence, speaker=r.speaker)

@@ -116,7 +116,6 @@ class AnalysesFailedError(CallflowsError):
         return (AnalysesFailedError, (self.analysis,))
 
 
-
 # The result is persisted so that the analyze-inbox run that started this run (or a later one, if
 # that run died) can read it from the result storage.
 @flow(name="analyze-call", task_runner=ThreadPoolTaskRunner(max_workers=len(ANALYSES)), persist_result=True,

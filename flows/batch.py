@@ -137,7 +137,6 @@ class InboxFailedError(CallflowsError):
         return (InboxFailedError, (self.report,))
 
 
-
 # --- input checks --------------------------------------------------------------------------------
 
 def check_urls(urls: list[str]) -> list[AudioSource]:
