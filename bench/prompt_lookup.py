@@ -54,7 +54,7 @@ def prompts() -> dict[str, tuple[str, dict]]:
 
     return {
         "sentiment": (render(load_template("sentiment"), sentiment_context(captions, DEFAULT_QUESTIONS, sentences)),
-                      fmt(answers_model(len(DEFAULT_QUESTIONS)), "sentiment_answers")),
+                      fmt(answers_model(DEFAULT_QUESTIONS), "sentiment_answers")),
         "scorecard": (render(load_template("scorecard"), scorecard_context(
             captions, {"A": DEFAULT_ROLES[0], "B": DEFAULT_ROLES[1]}, DEFAULT_ROLES, metrics, 0.4, DEFAULT_RUBRIC)),
             fmt(answer_model(DEFAULT_RUBRIC), "sales_scorecard")),

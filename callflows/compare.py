@@ -83,8 +83,8 @@ def _made(result: Result) -> str:
 
 
 def _sentiment(a: SentimentReport, b: SentimentReport, la: str, lb: str) -> list[str]:
-    old = {qa.question: qa.answer for qa in a.answers}
-    new = {qa.question: qa.answer for qa in b.answers}
+    old = {qa.question: qa.markdown for qa in a.answers}
+    new = {qa.question: qa.markdown for qa in b.answers}
     out = [f"| question | {la} | {lb} |", "|---|---|---|"]
     for question in dict.fromkeys([*old, *new]):
         out.append(f"| {cell(question)} | {cell(old.get(question, '– (not asked)'))} | "
@@ -95,13 +95,14 @@ def _sentiment(a: SentimentReport, b: SentimentReport, la: str, lb: str) -> list
 def _criterion(result: Scorecard, name: str) -> str:
     for c in result.criteria:
         if c.name == name:
-            return f"**{c.answer}**: {c.reason} “{c.quote}”" + ("" if c.quote_verified else " *(unverified)*")
+            return f"**{c.answer}**: {c.reason} “{c.quote}”{c.quote_mark}"
     return "– (not in the rubric)"
 
 
 def _scorecard(a: Scorecard, b: Scorecard, la: str, lb: str) -> list[str]:
     out = [f"| | {la} | {lb} |", "|---|---|---|", f"| summary | {cell(a.summary)} | {cell(b.summary)} |",
-           f"| unverified quotes | {a.unverified_quotes} | {b.unverified_quotes} |", "", "### Rubric", "",
+           f"| unverified quotes | {a.unverified_quotes} | {b.unverified_quotes} |",
+           f"| misattributed quotes | {a.misattributed_quotes} | {b.misattributed_quotes} |", "", "### Rubric", "",
            f"| criterion | {la} | {lb} |", "|---|---|---|"]
     for name in dict.fromkeys([c.name for c in a.criteria] + [c.name for c in b.criteria]):
         out.append(f"| {cell(name)} | {cell(_criterion(a, name))} | {cell(_criterion(b, name))} |")

@@ -3,16 +3,18 @@
 Follows AssemblyAI's sales-call example (transcribe with speaker labels and sentiment, identify
 speakers by role with ``/v1/understanding``, compute talk/listen ratio, then have the LLM write a
 coaching scorecard). Metrics are computed in code (``callflows.metrics``) and given to the LLM as
-numbers; every quote the LLM cites is checked to occur in the transcript (case and punctuation
-folded) and marked unverified when it does not.
+numbers. Every quote the LLM cites is checked against the words of the speaker the claim is about
+(``callflows.quotes``): a rubric criterion needs the rep's words (or the customer's, by its
+``quote_from``), a sentiment shift the customer's. Misattributed and missing quotes, repeated shifts,
+suggestions and rubric reasons are sent back to the model once (``answer_problems``); what is still
+wrong after that is marked, and repeats are dropped.
 """
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from callflows.captions import EXAMPLE_CAPTIONS, Caption, block_context
 from callflows.errors import InputError
@@ -21,6 +23,8 @@ from callflows.markdown import cell
 from callflows.metrics import ConversationMetrics, conversation_metrics
 from callflows.models import Transcript, Utterance
 from callflows.provenance import Provenance
+from callflows.quotes import (QUOTE_MARKS_NOTE, QuoteCheck, QuoteFrom, Quoted, check_quote, quote_problem, repeats,
+                              restates, role_for, side_named_in, speakers_for)
 
 DEFAULT_ROLES = ["Sales Rep", "Customer"]
 DEFAULT_IDEAL_REP_TALK_SHARE = 0.4  # 40/60 rep/customer: the usual sales-coaching target
@@ -41,6 +45,9 @@ class RubricCriterion(BaseModel):
     name: str = Field(..., min_length=3, max_length=200, description="What is judged.")
     options: list[str] = Field(default_factory=lambda: ["yes", "partly", "no"], min_length=2, max_length=6,
                                description="The answers allowed.")
+    quote_from: QuoteFrom = Field("agent", description="Whose words the evidence must be: agent (the first role, "
+                                                       "the rep), customer (the second), anyone, or auto (the "
+                                                       "side the name mentions).")
 
 
 DEFAULT_RUBRIC = [
@@ -52,19 +59,15 @@ DEFAULT_RUBRIC = [
 ]
 
 
-class CriterionResult(BaseModel):
+class CriterionResult(Quoted):
     name: str
     answer: str
     reason: str
-    quote: str
-    quote_verified: bool = False
 
 
-class SentimentShift(BaseModel):
+class SentimentShift(Quoted):
     shift: str = Field(..., description="how the customer's sentiment changed")
     cause: str
-    quote: str
-    quote_verified: bool = False
 
 
 class TalkListenAnalysis(BaseModel):
@@ -86,7 +89,10 @@ class Scorecard(BaseModel):
     sentiment_shifts: list[SentimentShift]
     coaching_suggestions: list[str]
     criteria: list[CriterionResult]
-    unverified_quotes: int = 0
+    unverified_quotes: int = Field(0, description="quotes not verified: misattributed or not found")
+    misattributed_quotes: int = Field(0, description="quotes said by another speaker than the claim is about")
+    problems: list[str] = Field(default_factory=list, description="what was still wrong in the LLM's answer after "
+                                                                  "its one retry (repeats were dropped)")
     prompt_template: str
     llm: LLMUsage
     provenance: Provenance | None = Field(None, description="what produced it (callflows.provenance)")
@@ -104,21 +110,20 @@ class Scorecard(BaseModel):
                "## Talk/listen", "",
                f"{tl.rep_role} talked {share} of the speech time (ideal {tl.ideal_rep_talk_share:.0%}). {tl.assessment}",
                "", "## Customer sentiment shifts", ""]
-        out += [f"- {s.shift}: {s.cause} — “{s.quote}”{_mark(s.quote_verified)}" for s in self.sentiment_shifts] or ["- none"]
+        out += [f"- {s.shift}: {s.cause} — “{s.quote}”{s.quote_mark}" for s in self.sentiment_shifts] or ["- none"]
         out += ["", "## Top coaching suggestions", ""]
         out += [f"{i}. {s}" for i, s in enumerate(self.coaching_suggestions, 1)]
         out += ["", "## Rubric", "", "| criterion | answer | reason | quote |", "|---|---|---|---|"]
-        out += [f"| {cell(c.name)} | {c.answer} | {cell(c.reason)} | “{cell(c.quote)}”{_mark(c.quote_verified)} |"
+        out += [f"| {cell(c.name)} | {c.answer} | {cell(c.reason)} | “{cell(c.quote)}”{c.quote_mark} |"
                 for c in self.criteria]
         if self.unverified_quotes:
-            out += ["", f"{self.unverified_quotes} quote(s) marked *unverified* do not occur in the transcript."]
+            out += ["", f"{self.unverified_quotes} quote(s) not verified ({self.misattributed_quotes} misattributed). "
+                    + QUOTE_MARKS_NOTE]
+        if self.problems:
+            out += ["", "Left after one retry: " + "; ".join(self.problems) + "."]
         out += ["", f"LLM: `{self.llm.model}`" + (f" (served locally by `{self.llm.served_by}`)" if self.llm.served_by
                                                   else "") + f", template `{self.prompt_template}`."]
         return "\n".join(out).rstrip() + "\n"
-
-
-def _mark(verified: bool) -> str:
-    return "" if verified else " *(unverified)*"
 
 
 # --- input checks --------------------------------------------------------------------------------
@@ -155,19 +160,10 @@ class _Shift(BaseModel):
     quote: str = Field(..., min_length=1, max_length=QUOTE_MAX_CHARS)
 
 
-def _distinct(key: Callable[[Any], str]) -> AfterValidator:
-    """Keeps the first of items that are the same once folded (case, punctuation): a small model asked
-    for three suggestions may write one three times. The schema sent says ``uniqueItems`` too."""
-    def dedupe(items: list) -> list:
-        seen: set[str] = set()
-        return [item for item in items if not (fold(key(item)) in seen or seen.add(fold(key(item))))]
-    return AfterValidator(dedupe)
-
-
 def answer_model(rubric: list[RubricCriterion]) -> type[BaseModel]:
     """The JSON the LLM must return: summary, talk_listen_assessment, 0–3 sentiment_shifts, exactly 3
-    coaching_suggestions (repeated shifts and suggestions are dropped when parsed), and ``criterion_1..N`` each with an answer from that criterion's options,
-    a reason and a supporting quote."""
+    coaching_suggestions (the schema sent says ``uniqueItems``; ``answer_problems`` checks it), and
+    ``criterion_1..N`` each with an answer from that criterion's options, a reason and a supporting quote."""
     criteria: dict[str, Any] = {}
     for i, criterion in enumerate(rubric, 1):
         item = create_model(f"Criterion{i}",
@@ -179,42 +175,11 @@ def answer_model(rubric: list[RubricCriterion]) -> type[BaseModel]:
         "ScorecardAnswer",
         summary=(str, Field(..., min_length=1, max_length=SUMMARY_MAX_CHARS)),
         talk_listen_assessment=(str, Field(..., min_length=1, max_length=TEXT_MAX_CHARS)),
-        sentiment_shifts=(Annotated[list[_Shift], _distinct(lambda s: s.quote)],
-                          Field(..., max_length=3, json_schema_extra={"uniqueItems": True})),
-        coaching_suggestions=(Annotated[list[Annotated[str, Field(min_length=1, max_length=TEXT_MAX_CHARS)]],
-                                        _distinct(str)],
+        sentiment_shifts=(list[_Shift], Field(..., max_length=3, json_schema_extra={"uniqueItems": True})),
+        coaching_suggestions=(list[Annotated[str, Field(min_length=1, max_length=TEXT_MAX_CHARS)]],
                               Field(..., min_length=3, max_length=3, json_schema_extra={"uniqueItems": True})),
         **criteria,
     )
-
-
-# --- quote verification --------------------------------------------------------------------------
-
-_SPEAKER_PREFIX = re.compile(r"^\s*(speaker\s+\w+|[\w .'-]{1,35})\s*:\s+", re.I)
-
-
-def fold(text: str) -> str:
-    """Lower-case, punctuation removed, whitespace collapsed: the form quotes are compared in."""
-    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", text.casefold().replace("’", "'").replace("'", ""))).strip()
-
-
-def quote_in_transcript(quote: str, transcript_text: str) -> bool:
-    """True when ``quote`` (case and punctuation folded; surrounding quote marks, an ellipsis and a
-    leading "Speaker A:"/"Customer:" label ignored) occurs in ``transcript_text`` folded the same way.
-    A quote whose parts are joined by "..." is verified when every part occurs, in order."""
-    text = fold(transcript_text)
-    quote = _SPEAKER_PREFIX.sub("", quote.strip().strip("\"'“”‘’"))
-    parts = [fold(p) for p in re.split(r"\.\.\.|…", quote)]
-    parts = [p for p in parts if p]
-    if not parts:
-        return False
-    position = 0
-    for part in parts:
-        found = text.find(part, position)
-        if found < 0 or (len(part) < 3):
-            return False
-        position = found + len(part)
-    return True
 
 
 def rep_role(roles: list[str]) -> str:
@@ -243,13 +208,15 @@ def prompt_context(captions: list[Caption], mapping: dict[str, str], roles: list
     """Template inputs of prompts/scorecard.j2: ``transcript_block`` and ``lines``
     (``callflows.captions.block_context``), ``roles`` (speaker label → role), ``rep_role``,
     ``customer_role``, ``metrics`` (dict), ``metrics_table`` (markdown), ``rep_talk_share`` and
-    ``ideal_rep_talk_share`` (0..1), ``rubric`` (list of {name, options})."""
+    ``ideal_rep_talk_share`` (0..1), ``rubric`` (list of {name, options, quote_from, quote_role}: the
+    role whose words the quote must be, or "" for anyone)."""
     rep = rep_role(roles)
     rep_labels = [label for label, role in mapping.items() if role == rep]
     share = sum(metrics.speakers[label].talk_share for label in rep_labels if label in metrics.speakers)
     return {**block_context(captions), "roles": mapping, "rep_role": rep, "customer_role": roles[1],
             "metrics": metrics.model_dump(), "metrics_table": metrics.to_markdown_table(),
-            "rep_talk_share": share, "ideal_rep_talk_share": ideal, "rubric": [r.model_dump() for r in rubric]}
+            "rep_talk_share": share, "ideal_rep_talk_share": ideal,
+            "rubric": [{**r.model_dump(), "quote_role": role_for(_side(r), roles) or ""} for r in rubric]}
 
 
 def example_context(roles: list[str], rubric: list[RubricCriterion]) -> dict[str, Any]:
@@ -260,23 +227,81 @@ def example_context(roles: list[str], rubric: list[RubricCriterion]) -> dict[str
     return prompt_context(EXAMPLE_CAPTIONS, {"A": roles[0], "B": roles[1]}, roles, metrics, 0.4, rubric)
 
 
+# --- checks on the answer (callflows.quotes) -----------------------------------------------------
+
+def _quote_checks(answer: BaseModel, rubric: list[RubricCriterion], utterances: list[Utterance],
+                  mapping: dict[str, str], roles: list[str]) -> tuple[list[QuoteCheck], list[QuoteCheck]]:
+    """Each sentiment shift's quote checked against the customer's words, each criterion's against the
+    side its ``quote_from`` names."""
+    customer = speakers_for("customer", "", mapping, roles)
+    shifts = [check_quote(s.quote, utterances, customer) for s in answer.sentiment_shifts]
+    criteria = [check_quote(getattr(answer, f"criterion_{i}").quote, utterances,
+                            speakers_for(_side(c), c.name, mapping, roles)) for i, c in enumerate(rubric, 1)]
+    return shifts, criteria
+
+
+def _side(criterion: RubricCriterion) -> QuoteFrom:
+    return side_named_in(criterion.name) if criterion.quote_from == "auto" else criterion.quote_from
+
+
+def _repeated_shifts(shifts: list[Any]) -> set[int]:
+    return set(repeats([s.quote for s in shifts])) | set(repeats([s.shift for s in shifts]))
+
+
+def _repeat_problems(answer: BaseModel) -> list[str]:
+    problems = [f"sentiment_shifts[{k}] repeats an earlier shift: list only different moments"
+                for k in sorted(_repeated_shifts(answer.sentiment_shifts))]
+    return problems + [f"coaching_suggestions[{k}] repeats an earlier suggestion: give different suggestions"
+                       for k in repeats(answer.coaching_suggestions)]
+
+
+def _reason_problems(answer: BaseModel, rubric: list[RubricCriterion]) -> list[str]:
+    items = [getattr(answer, f"criterion_{i}") for i in range(1, len(rubric) + 1)]
+    problems = [f"criterion_{k + 1}.reason repeats an earlier criterion's reason: give each criterion its own reason"
+                for k in repeats([item.reason for item in items])]
+    return problems + [f"criterion_{i}.reason only repeats the answer: say why" for i, item in enumerate(items, 1)
+                       if restates(item.reason, item.answer)]
+
+
+def answer_problems(answer: BaseModel, rubric: list[RubricCriterion], utterances: list[Utterance],
+                    mapping: dict[str, str], roles: list[str]) -> list[str]:
+    """What is wrong with a parsed answer (an ``answer_model(rubric)`` instance) that its schema cannot
+    say, one sentence per problem naming the field (no transcript text: they are logged): quotes that
+    are misattributed or not found (``callflows.quotes.check_quote``), repeated shifts (same quote or
+    same shift), suggestions and rubric reasons, and reasons that only repeat the answer. ``mapping``:
+    speaker label → role (``/v1/understanding``); ``roles[0]`` is the rep, ``roles[1]`` the customer."""
+    shifts, criteria = _quote_checks(answer, rubric, utterances, mapping, roles)
+    problems = [quote_problem(f"sentiment_shifts[{k}].quote", check, roles[1]) for k, check in enumerate(shifts)]
+    for i, (criterion, check) in enumerate(zip(rubric, criteria), 1):
+        problems.append(quote_problem(f"criterion_{i}.quote", check, role_for(_side(criterion), roles)))
+    return [p for p in problems if p] + _repeat_problems(answer) + _reason_problems(answer, rubric)
+
+
 def scorecard_of(answer: BaseModel, rubric: list[RubricCriterion], transcript: Transcript, mapping: dict[str, str],
                  roles: list[str], metrics: ConversationMetrics, rep_talk_share: float | None, ideal: float,
                  **fields: Any) -> Scorecard:
-    """The ``Scorecard`` for the LLM's ``answer`` (an ``answer_model(rubric)`` instance), each quote
-    checked against the transcript's utterances. ``fields``: the rest of the Scorecard (audio,
-    transcript_id, prompt_template, llm)."""
-    text = " ".join(u.text for u in transcript.utterances or [])
-    shifts = [SentimentShift(**s.model_dump(), quote_verified=quote_in_transcript(s.quote, text))
-              for s in answer.sentiment_shifts]
+    """The ``Scorecard`` for the LLM's ``answer`` (an ``answer_model(rubric)`` instance): each quote
+    checked against its speaker's utterances, repeated shifts and suggestions dropped, and rubric
+    reasons that repeat another or only restate the answer listed in ``problems``. ``fields``: the
+    rest of the Scorecard (audio, transcript_id, prompt_template, llm, provenance)."""
+    utterances = transcript.utterances or []
+    shift_checks, criterion_checks = _quote_checks(answer, rubric, utterances, mapping, roles)
+    repeated = _repeated_shifts(answer.sentiment_shifts)
+    shifts = [SentimentShift(**s.model_dump(), quote_check=check)
+              for k, (s, check) in enumerate(zip(answer.sentiment_shifts, shift_checks)) if k not in repeated]
+    repeated_suggestions = repeats(answer.coaching_suggestions)
+    suggestions = [s for k, s in enumerate(answer.coaching_suggestions) if k not in repeated_suggestions]
     criteria = []
-    for i, criterion in enumerate(rubric, 1):
+    for i, (criterion, check) in enumerate(zip(rubric, criterion_checks), 1):
         item = getattr(answer, f"criterion_{i}")
         criteria.append(CriterionResult(name=criterion.name, answer=item.answer, reason=item.reason, quote=item.quote,
-                                        quote_verified=quote_in_transcript(item.quote, text)))
+                                        quote_check=check))
+    quoted = [*shifts, *criteria]
     return Scorecard(
         roles=mapping, metrics=metrics, summary=answer.summary,
         talk_listen=TalkListenAnalysis(rep_role=rep_role(roles), rep_talk_share=rep_talk_share,
                                        ideal_rep_talk_share=ideal, assessment=answer.talk_listen_assessment),
-        sentiment_shifts=shifts, coaching_suggestions=answer.coaching_suggestions, criteria=criteria,
-        unverified_quotes=sum(not q.quote_verified for q in [*shifts, *criteria]), **fields)
+        sentiment_shifts=shifts, coaching_suggestions=suggestions, criteria=criteria,
+        unverified_quotes=sum(q.quote_check != "verified" for q in quoted),
+        misattributed_quotes=sum(q.quote_check == "misattributed" for q in quoted),
+        problems=_reason_problems(answer, rubric), **fields)

@@ -89,15 +89,19 @@ class CallAnalysis(BaseModel):
         if name == "sentiment" and self.sentiment:
             c = self.sentiment.counts
             return (f"{c.total} sentences: {c.POSITIVE} positive, {c.NEUTRAL} neutral, {c.NEGATIVE} negative; "
-                    f"{len(self.sentiment.answers)} questions answered")
+                    f"{len(self.sentiment.answers)} questions answered; {_quotes(self.sentiment)}")
         if name == "scorecard" and self.scorecard:
             tl = self.scorecard.talk_listen
             share = "?" if tl.rep_talk_share is None else f"{tl.rep_talk_share:.0%}"
             return (f"{tl.rep_role} talked {share} (ideal {tl.ideal_rep_talk_share:.0%}); "
-                    f"{self.scorecard.unverified_quotes} unverified quote(s)")
+                    f"{_quotes(self.scorecard)}")
         if name == "segmentation" and self.segmentation:
             return " → ".join(f"{p.name} {p.start_time:.0f}-{p.end_time:.0f} s" for p in self.segmentation.phases)
         return ""
+
+
+def _quotes(result: SentimentReport | Scorecard) -> str:
+    return f"{result.unverified_quotes} unverified quote(s) ({result.misattributed_quotes} misattributed)"
 
 
 class AnalysesFailedError(CallflowsError):
@@ -153,7 +157,8 @@ def analyze_call(
         segmentation_prompt_template: Segmentation prompt: a template name in prompts/ or the template
             text.
         questions: Sentiment questions for the LLM, each with optional context and answer format.
-        roles: Scorecard speaker roles; the first is the one coached.
+        roles: Speaker roles, the company's side first: the scorecard coaches the first; quotes are
+            checked against the side a claim is about.
         rubric: Scorecard criteria, each with its allowed answers.
         phases: Segmentation phase names in call order; anything else is Other.
         max_tokens: Answer limit in tokens for each LLM request; 0 (the default) allows the longest
@@ -198,7 +203,8 @@ def analyze_call(
     started = time.monotonic()
     futures = {
         "sentiment": analyze_sentiment.submit(
-            transcript, captions, questions, **common, prompt_template=sentiment_prompt_template, **llm),
+            transcript, captions, questions, **common, prompt_template=sentiment_prompt_template, roles=roles,
+            **llm),
         "scorecard": score_call.submit(
             transcript, captions, roles, rubric, **common, ideal_rep_talk_share=DEFAULT_IDEAL_REP_TALK_SHARE,
             prompt_template=scorecard_prompt_template, **llm),

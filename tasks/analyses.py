@@ -27,13 +27,15 @@ from callflows.metrics import conversation_metrics
 from callflows.models import SpeakerIdentification, Transcript
 from callflows.prompts import PromptTemplate, load_template, render
 from callflows.provenance import Provenance
-from callflows.scorecard import RubricCriterion, Scorecard, answer_model, check_speakers, scorecard_of
+from callflows.scorecard import (RubricCriterion, Scorecard, answer_model, answer_problems, check_speakers,
+                                 scorecard_of)
 from callflows.scorecard import prompt_context as scorecard_context
 from callflows.segmentation import (OTHER, LineAnswer, Phase, PhaseTimeline, answer_schema_model, call_duration_s,
                                     phases_from_lines, repair_phases)
 from callflows.segmentation import prompt_context as segmentation_context
-from callflows.sentiment import (Question, QuestionAnswer, SentimentReport, answers_model, count_sentiments,
-                                 sentence_sentiments)
+from callflows.sentiment import ROLES as SENTIMENT_ROLES
+from callflows.sentiment import (Question, SentimentReport, answer_problems as sentiment_problems, answers_model,
+                                 count_sentiments, needs_roles, question_answers, sentence_sentiments)
 from callflows.sentiment import prompt_context as sentiment_context
 from tasks.llm import ask_structured, identify_speakers
 from tasks.reports import publish_report, publish_result
@@ -54,29 +56,39 @@ def _provenance(analysis: str, template: PromptTemplate, parameters: dict, *, mo
 @task(name="call-sentiment", cache_policy=NO_CACHE)
 def analyze_sentiment(transcript: Transcript, captions: list[Caption], questions: list[Question], *,
                       audio: str, out_dir: str, prompt_template: str = "sentiment", model: str, max_tokens: int | None,
-                      temperature: float) -> SentimentReport:
+                      temperature: float, roles: list[str] = SENTIMENT_ROLES) -> SentimentReport:
     """Per-sentence sentiment (``sentiment_analysis_results``) counted per speaker, and the LLM's answers
-    to ``questions`` (AssemblyAI cookbook "Analyze the sentiment of a customer call"). Writes
-    ``<out_dir>/sentiment.json``; when the LLM's answer is unusable twice, ``sentiment.partial.json``
-    (sentences and counts, no answers) before raising ``LLMOutputError``."""
+    to ``questions`` (AssemblyAI cookbook "Analyze the sentiment of a customer call"). When a question
+    asks for a quote of one side, the speakers are first identified by ``roles`` (agent side first;
+    ``POST /v1/understanding``) and the quote is checked against that side's words; an answer with a
+    misattributed or missing quote or a reason that only repeats the answer is sent back once
+    (``callflows.sentiment.answer_problems``). Writes ``<out_dir>/sentiment.json``; when the LLM's
+    answer is unusable twice, ``sentiment.partial.json`` (sentences and counts, no answers) before
+    raising ``LLMOutputError``."""
     template = load_template(prompt_template)
     sentences = sentence_sentiments(transcript)
     counts, per_speaker = count_sentiments(sentences)
+    mapping: dict[str, str] = {}
+    if needs_roles(questions) and transcript.utterances:
+        mapping = identify_speakers(transcript.id, SpeakerIdentification(speaker_type="role",
+                                                                         known_values=roles)).mapping
     report = SentimentReport(audio=audio, transcript_id=transcript.id, audio_duration_s=transcript.audio_duration,
                              sentences=sentences, counts=counts, counts_by_speaker=per_speaker, answers=[],
-                             prompt_template=template.name, llm=LLMUsage(model=model),
-                             provenance=_provenance("sentiment", template, {"questions": questions}, model=model,
-                                                    max_tokens=max_tokens, temperature=temperature))
-    prompt = render(template, sentiment_context(captions, questions, sentences))
+                             roles=mapping, prompt_template=template.name, llm=LLMUsage(model=model),
+                             provenance=_provenance("sentiment", template, {"questions": questions, "roles": roles},
+                                                    model=model, max_tokens=max_tokens, temperature=temperature))
+    prompt = render(template, sentiment_context(captions, questions, sentences, mapping, roles))
+    utterances = transcript.utterances or []
     try:
-        parsed, report.llm = ask_structured(prompt, answers_model(len(questions)), schema_name="sentiment_answers",
-                                            model=model, max_tokens=max_tokens, temperature=temperature)
+        parsed, report.llm = ask_structured(
+            prompt, answers_model(questions), schema_name="sentiment_answers", model=model, max_tokens=max_tokens,
+            temperature=temperature, review=lambda a: sentiment_problems(a, questions, utterances, mapping, roles))
     except LLMOutputError:
         publish_report(report, report.to_markdown(), str(Path(out_dir) / "sentiment.partial.json"),
                        SENTIMENT_ARTIFACT)
         raise
-    report.answers = [QuestionAnswer(**q.model_dump(), answer=getattr(parsed, f"answer_{i}"))
-                      for i, q in enumerate(questions, 1)]
+    for name, value in question_answers(parsed, questions, utterances, mapping, roles).items():
+        setattr(report, name, value)
     publish_result(report, report.to_markdown(), out_dir, "sentiment.json", SENTIMENT_ARTIFACT)
     return report
 
@@ -87,7 +99,9 @@ def score_call(transcript: Transcript, captions: list[Caption], roles: list[str]
                model: str, max_tokens: int | None, temperature: float) -> Scorecard:
     """AssemblyAI's sales-call example: speakers identified by role (``POST /v1/understanding``),
     conversation metrics computed from the utterances (written first, as ``<out_dir>/metrics.json``),
-    then the LLM's scorecard with every quote checked against the transcript (``scorecard.json``).
+    then the LLM's scorecard (``scorecard.json``), every quote checked against the words of the speaker
+    its claim is about; an answer with misattributed or missing quotes or repeats is sent back once
+    (``callflows.scorecard.answer_problems``).
 
     Raises ``InputError`` for a transcript without speaker labels or with fewer speakers than
     ``roles`` (before any request)."""
@@ -105,8 +119,10 @@ def score_call(transcript: Transcript, captions: list[Caption], roles: list[str]
 
     context = scorecard_context(captions, mapping, roles, metrics, ideal_rep_talk_share, rubric)
     try:
-        answer, usage = ask_structured(render(template, context), answer_model(rubric), schema_name="sales_scorecard",
-                                       model=model, max_tokens=max_tokens, temperature=temperature)
+        answer, usage = ask_structured(
+            render(template, context), answer_model(rubric), schema_name="sales_scorecard", model=model,
+            max_tokens=max_tokens, temperature=temperature,
+            review=lambda a: answer_problems(a, rubric, transcript.utterances, mapping, roles))
     except LLMOutputError:
         logger.error("The LLM's scorecard did not validate twice; the metrics are in %s", metrics_path)
         raise

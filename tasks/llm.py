@@ -42,13 +42,18 @@ R = TypeVar("R")
 
 def ask_structured(prompt: str, answer_model: type[M], *, schema_name: str, model: str, max_tokens: int | None,
                    temperature: float, schema_model: type[BaseModel] | None = None,
-                   check: Callable[[M], R] | None = None) -> tuple[M | R, LLMUsage]:
+                   check: Callable[[M], R] | None = None,
+                   review: Callable[[M | R], list[str]] | None = None) -> tuple[M | R, LLMUsage]:
     """Send ``prompt`` to the LLM Gateway (``chat_completion``) with ``answer_model``'s JSON schema (or
     ``schema_model``'s, when the schema sent should be stricter than the parsing) as
     ``response_format`` and validate the answer with ``answer_model``, then with ``check`` if given
     (which returns the final result, or raises ``LLMOutputError`` or ``ValueError`` for an answer it
     cannot use). An answer that is not valid JSON, does not match, or fails ``check`` is sent back
     once with the error; a second failure raises ``LLMOutputError`` (which keeps the raw answer).
+
+    ``review`` (optional) lists the problems of a usable answer, one sentence each, with no
+    transcript text (they are logged): a first answer with problems is sent back once with them, and
+    the second answer is kept whatever its problems (or, when it is not usable, the first one is).
 
     ``max_tokens`` None: the longest answer the schema allows, at one token per character
     (``callflows.structured.max_answer_chars``), so a bounded answer is never cut off.
@@ -62,21 +67,32 @@ def ask_structured(prompt: str, answer_model: type[M], *, schema_name: str, mode
                                     max_tokens=max_tokens, temperature=temperature,
                                     response_format=response_format_for(schema_model or answer_model, schema_name))
     completions: list[ChatCompletion] = []
+    reviewed: list = []  # a usable first answer that was sent back for its problems
     for attempt in (1, 2):
         completion = chat_completion(request)
         completions.append(completion)
         try:
             parsed = parse_answer(completion.content, answer_model)
-            return (check(parsed) if check else parsed), LLMUsage.of(model, completions)
+            result = check(parsed) if check else parsed
         except (LLMOutputError, ValueError) as caught:
             exc = caught if isinstance(caught, LLMOutputError) else LLMOutputError(str(caught), completion.content)
             if attempt == 2:
+                if reviewed:
+                    get_run_logger().warning("The second answer was not usable (%s): keeping the first", exc)
+                    return reviewed[0], LLMUsage.of(model, completions)
                 raise exc from None
-            get_run_logger().warning("Asking again: %s", exc)
-            request = request.model_copy(update={"messages": [
-                *request.messages, ChatMessage(role="assistant", content=completion.content),
-                ChatMessage(role="user", content=f"That answer was rejected: {exc}. Reply again with only the "
-                                                 f"JSON object described above.")]})
+            reason = str(exc)
+        else:
+            problems = review(result) if review and attempt == 1 else []
+            if not problems:
+                return result, LLMUsage.of(model, completions)
+            reviewed.append(result)
+            reason = "; ".join(problems)
+        get_run_logger().warning("Asking again: %s", reason)
+        request = request.model_copy(update={"messages": [
+            *request.messages, ChatMessage(role="assistant", content=completion.content),
+            ChatMessage(role="user", content=f"That answer was rejected: {reason}. Reply again with only the "
+                                             f"JSON object described above.")]})
     raise AssertionError("unreachable")
 
 

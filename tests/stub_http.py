@@ -21,6 +21,7 @@ class StubServer:
     def __init__(self, routes: dict[str, list[Canned]]):
         self.routes = {k: list(v) for k, v in routes.items()}
         self.requests: list[tuple[str, str, dict, int]] = []  # (method, path, headers, body length)
+        self.bodies: list[bytes] = []  # each request's body, in the same order
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -29,6 +30,7 @@ class StubServer:
                 body = self.rfile.read(length) if length else b""
                 key = f"{self.command} {self.path.split('?')[0]}"
                 stub.requests.append((self.command, self.path, dict(self.headers), len(body)))
+                stub.bodies.append(body)
                 queue = stub.routes.get(key) or [Canned(404, {"error": "Not found"})]
                 canned = queue.pop(0) if len(queue) > 1 else queue[0]
                 payload = canned.body if isinstance(canned.body, str) else json.dumps(canned.body)

@@ -41,8 +41,8 @@ def scorecard(summary: str, criteria: list[tuple[str, str, bool]], suggestions: 
     return Scorecard(audio="call.wav", transcript_id="t1", roles={"A": "Sales Rep"}, metrics=metrics, summary=summary,
                      talk_listen=TalkListenAnalysis(rep_role="Sales Rep", ideal_rep_talk_share=0.4, assessment="ok"),
                      sentiment_shifts=[], coaching_suggestions=suggestions,
-                     criteria=[CriterionResult(name=n, answer=a, reason="r", quote="Hello there", quote_verified=v)
-                               for n, a, v in criteria],
+                     criteria=[CriterionResult(name=n, answer=a, reason="r", quote="Hello there",
+                                               quote_check="verified" if v else "not_found") for n, a, v in criteria],
                      unverified_quotes=sum(not v for _, _, v in criteria), prompt_template="scorecard",
                      llm=LLMUsage(model="m"))
 
@@ -94,7 +94,7 @@ def test_scorecard_rubric_answers_and_suggestions_side_by_side():
     out = compare(a, b)
     assert "| summary | First. | Second. |" in out and "| unverified quotes | 1 | 0 |" in out
     assert "| Greeted | **yes**: r “Hello there” | **partly**: r “Hello there” |" in out
-    assert "| Asked | **no**: r “Hello there” *(unverified)* | – (not in the rubric) |" in out
+    assert "| Asked | **no**: r “Hello there” *(not found)* | – (not in the rubric) |" in out
     assert "| 2 | s2 | t2 |" in out
 
 

@@ -1,12 +1,16 @@
 """The call sentiment flow end to end through the Prefect engine and the real local server."""
 import json
+import os
 
 import pytest
+import requests
 
 from conftest import run_artifact
 from callflows.errors import AudioInputError, PromptError
 from callflows.markdown import cell
-from callflows.sentiment import DEFAULT_QUESTIONS, SentimentReport
+from callflows.models import Utterance
+from callflows.quotes import check_quote, speakers_for
+from callflows.sentiment import DEFAULT_QUESTIONS, ROLES, SentimentReport
 from flows.sentiment import call_sentiment
 
 API_CALLS = ("POST /v2/upload", "POST /v2/transcript", "POST /v1/chat/completions")
@@ -15,8 +19,6 @@ API_CALLS = ("POST /v2/upload", "POST /v2/transcript", "POST /v1/chat/completion
 @pytest.fixture(scope="module")
 def first_run(prefect_harness, local_api, sample_call, tmp_path_factory):
     """Run the flow once on the sample call (the transcript is then cached for the other tests)."""
-    import os
-
     os.environ["ASSEMBLYAI_BASE_URL"] = os.environ["ASSEMBLYAI_LLM_GATEWAY_BASE_URL"] = local_api.url
     out = tmp_path_factory.mktemp("results")
     local_api.reset_request_counts()
@@ -38,7 +40,16 @@ def test_report_has_sentences_with_speaker_times_and_answers(first_run):
     assert report.sentences[-1].end > 60_000
     assert sum(c.total for c in report.counts_by_speaker.values()) == len(report.sentences) == report.counts.total
     assert [a.question for a in report.answers] == [q.question for q in DEFAULT_QUESTIONS]
-    assert all(a.answer.strip() for a in report.answers)
+    assert all(a.answer.strip() and a.reason.strip() for a in report.answers)  # the answer format asks for a reason
+    # Questions 4 and 5 ask for a quote of the customer and of the agent: speakers identified by role,
+    # each quote's mark is the checker's verdict on the server's transcript against that side.
+    assert sorted(report.roles.values()) == ["Agent", "Customer"] and counts.get("POST /v1/understanding", 0) <= 1
+    assert [a.quote_check is not None for a in report.answers] == [False, False, False, True, True]
+    utterances = [Utterance.model_validate(u) for u in requests.get(
+        f"{os.environ['ASSEMBLYAI_BASE_URL']}/v2/transcript/{report.transcript_id}", timeout=10).json()["utterances"]]
+    for answer, side in zip(report.answers[3:], ("customer", "agent")):
+        assert answer.quote_check == check_quote(answer.quote, utterances, speakers_for(side, "", report.roles, ROLES))
+    assert report.misattributed_quotes == [a.quote_check for a in report.answers].count("misattributed")
     assert report.llm.served_by == "smollm2-135m" and report.llm.prompt_tokens > 100
 
 
@@ -62,8 +73,6 @@ def test_rerun_with_a_new_prompt_reuses_the_transcript_and_keeps_both_results(fi
     rerun's, and the rerun's artifact compares the two answers."""
     local_api.reset_request_counts()
     template = "{{ transcript_block }}\n\nAnswer each question in a few words.\n{% for q in questions %}{{ loop.index }}. {{ q.question }}\n{% endfor %}Reply as JSON with keys answer_1..answer_{{ questions | length }}."
-    import os
-
     os.environ["ASSEMBLYAI_BASE_URL"] = os.environ["ASSEMBLYAI_LLM_GATEWAY_BASE_URL"] = local_api.url
     first, out, _ = first_run
     report = call_sentiment(audio=str(sample_call), results_dir=str(out), prompt_template=template,
@@ -82,13 +91,14 @@ def test_rerun_with_a_new_prompt_reuses_the_transcript_and_keeps_both_results(fi
     latest = SentimentReport.model_validate_json((folder / "sentiment.json").read_text())
     assert latest.provenance == report.provenance and report.provenance.template == "<inline>"
     assert report.provenance.parameters == {"questions": [{"question": "Was the customer's problem solved?",
-                                                           "context": "", "answer_format": ""}]}
+                                                           "context": "", "answer_format": "", "quote_from": "auto"}],
+                                            "roles": ROLES}
     assert report.provenance.max_tokens == 100 and report.provenance.flow_run_id != first.provenance.flow_run_id
     artifact = run_artifact("call-sentiment", report.provenance.flow_run_id)
     assert "## Compared with the previous prompt's result" in artifact
     assert "Changed from previous to this run: template: 'sentiment' → '<inline>'" in artifact
-    assert f"| {DEFAULT_QUESTIONS[0].question} | {cell(first.answers[0].answer)} | – (not asked) |" in artifact
-    assert f"| Was the customer's problem solved? | – (not asked) | {cell(report.answers[0].answer)} |" in artifact
+    assert f"| {DEFAULT_QUESTIONS[0].question} | {cell(first.answers[0].markdown)} | – (not asked) |" in artifact
+    assert f"| Was the customer's problem solved? | – (not asked) | {cell(report.answers[0].markdown)} |" in artifact
 
 
 def _bad_inputs(tmp_path, sample_call):

@@ -2,12 +2,14 @@
 import pytest
 
 from callflows.errors import LLMOutputError
-from callflows.sentiment import answers_model
+from callflows.sentiment import Question, answers_model
+
+Q = Question(question="How did it go?")
 from callflows.structured import parse_answer, response_format_for
 
 
 def test_response_format_is_a_closed_json_schema():
-    fmt = response_format_for(answers_model(2), "answers").model_dump(by_alias=True)
+    fmt = response_format_for(answers_model([Q, Q]), "answers").model_dump(by_alias=True)
     schema = fmt["json_schema"]["schema"]
     assert fmt["type"] == "json_schema"
     assert schema["required"] == ["answer_1", "answer_2"]
@@ -15,19 +17,19 @@ def test_response_format_is_a_closed_json_schema():
 
 
 def test_valid_answer_parses_even_in_a_code_fence():
-    parsed = parse_answer('```json\n{"answer_1": "Positive."}\n```', answers_model(1))
-    assert parsed.answer_1 == "Positive."
+    parsed = parse_answer('```json\n{"answer_1": {"answer": "Positive."}}\n```', answers_model([Q]))
+    assert parsed.answer_1.answer == "Positive."
 
 
 def test_invalid_json_keeps_the_raw_answer():
     with pytest.raises(LLMOutputError, match="not valid JSON") as info:
-        parse_answer("The call was positive.", answers_model(1))
+        parse_answer("The call was positive.", answers_model([Q]))
     assert info.value.raw == "The call was positive."
 
 
 def test_missing_key_is_named():
     with pytest.raises(LLMOutputError, match=r"answer_2: Field required"):
-        parse_answer('{"answer_1": "ok"}', answers_model(2))
+        parse_answer('{"answer_1": {"answer": "ok"}}', answers_model([Q, Q]))
 
 
 def test_max_answer_chars_is_the_longest_json_the_schema_allows():
