@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from callflows.prompts import PromptTemplate
 
@@ -35,20 +35,22 @@ class Provenance(BaseModel):
     max_tokens: int | None = None
     temperature: float
     flow_run_id: str | None = None
-    version: str = Field("", description="12 hex digits of the SHA-256 of the fields above but flow_run_id")
+
+    @computed_field(description="12 hex digits of the SHA-256 of the fields above but flow_run_id")
+    @property
+    def version(self) -> str:
+        canonical = json.dumps(self.model_dump(exclude={"flow_run_id", "version"}), sort_keys=True,
+                               separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
     @classmethod
     def of(cls, analysis: str, template: PromptTemplate, parameters: dict[str, Any], *, model: str,
            max_tokens: int | None, temperature: float, flow_run_id: str | None = None) -> Provenance:
         """The provenance of a result; ``parameters`` may hold pydantic models (dumped to JSON values)."""
         values = json.loads(json.dumps(parameters, default=lambda m: m.model_dump(mode="json")))
-        made = cls(analysis=analysis, template=template.name,
+        return cls(analysis=analysis, template=template.name,
                    template_sha256=hashlib.sha256(template.source.encode("utf-8")).hexdigest(), parameters=values,
                    model=model, max_tokens=max_tokens or None, temperature=temperature, flow_run_id=flow_run_id)
-        canonical = json.dumps(made.model_dump(exclude={"flow_run_id", "version"}), sort_keys=True,
-                               separators=(",", ":"))
-        made.version = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
-        return made
 
     def differences(self, other: Provenance) -> list[str]:
         """What differs from ``other``'s prompt, one line per field (parameters per key)."""

@@ -52,14 +52,15 @@ def publish_result(report: Result, markdown: str, out_dir: str, file_name: str, 
     _write(report, version_file)
     latest = Path(out_dir) / file_name
     _write(report, latest)
-    for previous in other_versions(out_dir, provenance.analysis, provenance.version)[:1]:
+    previous = next(iter(other_versions(out_dir, provenance.analysis, provenance.version)), None)
+    if previous:
         try:
             comparison = compare(load_result(previous), report, labels=("previous", "this run"))
         except InputError as exc:  # a hand-edited or older file: the result still stands
             logger.warning("Not compared with %s: %s", previous, exc)
-            continue
-        markdown = (f"{markdown.rstrip()}\n\n## Compared with the previous prompt's result\n\n"
-                    f"Previous: `{previous}`.\n\n{comparison}")
+        else:
+            markdown = (f"{markdown.rstrip()}\n\n## Compared with the previous prompt's result\n\n"
+                        f"Previous: `{previous}`.\n\n{comparison}")
     create_markdown_artifact(key=artifact_key, markdown=markdown,
                              description=f"Result file: {version_file} (latest: {latest})")
     logger.info("Wrote %s (prompt version %s) and %s", version_file, provenance.version, latest)
