@@ -7,7 +7,10 @@ question 5 for one of the agent) and the sales scorecard flow (default rubric: e
 quote must be the rep's words, each sentiment shift's the customer's) run on every call. Every quote
 is then classified with ``callflows.quotes.check_quote`` against the server's transcript of the call
 and the speaker roles ``/v1/understanding`` gave (so an error of diarization or of role
-identification counts against the quote).
+identification counts against the quote). To tell the two apart, each quote is also checked against
+the true roles: each speaker label is given the role (agent or caller) of the human segments under
+most of its words' midpoints, as in eval_scorecard.py; "roles right" counts the calls where
+``/v1/understanding`` gave the rep role to exactly the labels the human segments call the agent.
 
 ``--before REF`` runs the same flows from that git commit too (a temporary git worktree), for
 comparison: code whose quotes were only checked for occurring somewhere in the transcript and never
@@ -40,6 +43,7 @@ from callflows.models import Utterance  # noqa: E402
 from callflows.quotes import check_quote, speakers_for  # noqa: E402
 from callflows.scorecard import DEFAULT_ROLES  # noqa: E402
 from callflows.sentiment import DEFAULT_QUESTIONS, ROLES, quote_side, wants_quote  # noqa: E402
+from eval_scorecard import role_at  # noqa: E402
 from eval_stt import eval_parser, harper_valley_channels, harper_valley_root, start_server, write_wav  # noqa: E402
 
 CLASSES = ("verified", "misattributed", "not_found", "no quote")
@@ -65,15 +69,28 @@ print(json.dumps({"code": callflows.__file__, "failures": failures}))
 _QUOTED = re.compile(r"[“\"]([^”\"]{3,})[”\"]")
 
 
-def mono_calls(root: Path, folder: Path) -> list[Path]:
-    calls = []
-    for sid, agent, caller, rate, _ in harper_valley_channels(root):
+def mono_calls(root: Path, folder: Path) -> dict[Path, list[tuple[str, int, int]]]:
+    """Each call's mono mix (written into ``folder``) → its human segments (role, start ms, end ms)."""
+    calls = {}
+    for sid, agent, caller, rate, segments in harper_valley_channels(root):
         mono = np.zeros(max(len(agent), len(caller)), np.float32)
         mono[: len(agent)] += agent
         mono[: len(caller)] += caller
         write_wav(folder / f"{sid}.wav", [mono], rate)
-        calls.append(folder / f"{sid}.wav")
+        calls[folder / f"{sid}.wav"] = [(s["speaker_role"], s["start_ms"], s["start_ms"] + s["duration_ms"])
+                                        for s in segments]
     return calls
+
+
+def true_roles(body: dict, segments) -> dict[str, str]:
+    """Speaker label → ``Sales Rep`` (the human agent) or ``Customer`` (the caller), by the human
+    segment under most of the label's words."""
+    votes: dict[str, dict[str, int]] = {}
+    for w in body.get("words") or []:
+        role = role_at(segments, (w["start"] + w["end"]) // 2)
+        if role and w.get("speaker"):
+            votes.setdefault(w["speaker"], {"agent": 0, "caller": 0})[role] += 1
+    return {label: DEFAULT_ROLES[0] if v["agent"] >= v["caller"] else DEFAULT_ROLES[1] for label, v in votes.items()}
 
 
 def run_flows(code: Path, calls: list[Path], results: Path, url: str, home: Path) -> tuple[dict, float]:
@@ -89,51 +106,60 @@ def run_flows(code: Path, calls: list[Path], results: Path, url: str, home: Path
     return answer["failures"], time.monotonic() - started
 
 
-def utterances(url: str, transcript_id: str) -> list[Utterance]:
-    body = requests.get(f"{url}/v2/transcript/{transcript_id}", timeout=30).json()
-    return [Utterance.model_validate(u) for u in body["utterances"]]
-
-
-def classify(results: Path, url: str) -> dict[str, dict[str, int]]:
-    """analysis → class → number of quotes, over every call folder under ``results``; also each
-    analysis's LLM attempts."""
-    counts = {a: dict.fromkeys([*CLASSES, "answers", "attempts"], 0) for a in ("sentiment", "scorecard")}
+def classify(results: Path, url: str, calls: dict[Path, list]) -> tuple[dict, list[dict]]:
+    """(analysis → class → number of quotes, also under the true roles (``true: <class>``), the calls
+    whose roles were right and the LLM attempts; one row per quote) over the call folders in ``results``."""
+    segments = {path.stem: s for path, s in calls.items()}
+    counts = {a: dict.fromkeys([*CLASSES, *(f"true: {c}" for c in CLASSES), "answers", "roles right", "attempts"], 0)
+              for a in ("sentiment", "scorecard")}
+    rows = []
     for folder in sorted(p for p in results.iterdir() if p.is_dir()):
         scorecard, sentiment = (json.loads((folder / name).read_text()) if (folder / name).exists() else None
                                 for name in ("scorecard.json", "sentiment.json"))
-        said = utterances(url, (scorecard or sentiment)["transcript_id"])
+        body = requests.get(f"{url}/v2/transcript/{(scorecard or sentiment)['transcript_id']}", timeout=30).json()
+        said = [Utterance.model_validate(u) for u in body["utterances"]]
+        truth = true_roles(body, segments[folder.name.rsplit("-", 1)[0]])
+        # Each analysis's roles (label → role) and their order (agent side first). Before, sentiment
+        # had no roles of its own: the scorecard's, of the same transcript.
+        roles = {"scorecard": (scorecard["roles"], DEFAULT_ROLES) if scorecard else None}
+        roles["sentiment"] = (sentiment["roles"], ROLES) if sentiment and sentiment.get("roles") else roles["scorecard"]
+        quotes = []  # (analysis, quote, side)
         if scorecard:
-            roles = scorecard["roles"]
-            rep, customer = (speakers_for(side, "", roles, DEFAULT_ROLES) for side in ("agent", "customer"))
-            quotes = [(c["quote"], rep) for c in scorecard["criteria"]]
-            quotes += [(s["quote"], customer) for s in scorecard["sentiment_shifts"]]
-            for quote, speakers in quotes:
-                counts["scorecard"][check_quote(quote, said, speakers)] += 1
-            counts["scorecard"]["answers"] += 1
-            counts["scorecard"]["attempts"] += scorecard["llm"].get("attempts", 1)
+            quotes += [("scorecard", c["quote"], "agent") for c in scorecard["criteria"]]
+            quotes += [("scorecard", s["quote"], "customer") for s in scorecard["sentiment_shifts"]]
         if sentiment:
-            roles = sentiment.get("roles") or (scorecard or {}).get("roles", {})
-            sides = ROLES if sentiment.get("roles") else DEFAULT_ROLES  # before: the scorecard's roles
             for question, answer in zip(DEFAULT_QUESTIONS, sentiment["answers"]):
-                if not wants_quote(question):
-                    continue
-                quote = answer.get("quote") or next(iter(_QUOTED.findall(answer["answer"])), "")
-                speakers = speakers_for(quote_side(question), "", roles, sides)
-                counts["sentiment"][check_quote(quote, said, speakers) if quote else "no quote"] += 1
-            counts["sentiment"]["answers"] += 1
-            counts["sentiment"]["attempts"] += sentiment["llm"].get("attempts", 1)
-    return counts
+                if wants_quote(question):
+                    quote = answer.get("quote") or next(iter(_QUOTED.findall(answer["answer"])), "")
+                    quotes.append(("sentiment", quote, quote_side(question)))
+        true_rep = {label for label, role in truth.items() if role == DEFAULT_ROLES[0]}
+        for analysis, result in (("scorecard", scorecard), ("sentiment", sentiment)):
+            if result:
+                mapping, order = roles[analysis]
+                counts[analysis]["answers"] += 1
+                counts[analysis]["attempts"] += result["llm"].get("attempts", 1)
+                counts[analysis]["roles right"] += {k for k, v in mapping.items() if v == order[0]} == true_rep
+        for analysis, quote, side in quotes:
+            check = check_quote(quote, said, speakers_for(side, "", *roles[analysis])) if quote else "no quote"
+            true = check_quote(quote, said, speakers_for(side, "", truth, DEFAULT_ROLES)) if quote else "no quote"
+            counts[analysis][check] += 1
+            counts[analysis][f"true: {true}"] += 1
+            rows.append({"call": folder.name, "analysis": analysis, "side": side, "quote": quote, "check": check,
+                         "check_with_true_roles": true})
+    return counts, rows
 
 
 def table(rows: dict[str, dict[str, dict[str, int]]]) -> str:
-    out = ["| code | analysis | calls | quotes | verified | misattributed | not found | no quote | LLM attempts |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    out = ["| code | analysis | calls (roles right) | quotes | verified | misattributed | not found | no quote "
+           "| verified, true roles | misattributed, true roles | LLM requests |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for code, counts in rows.items():
         for analysis, c in counts.items():
             n = sum(c[k] for k in CLASSES)
-            share = {k: f"{c[k]} ({c[k] / n:.0%})" if n else "0" for k in CLASSES}
-            out.append(f"| {code} | {analysis} | {c['answers']} | {n} | {share['verified']} | {share['misattributed']} "
-                       f"| {share['not_found']} | {share['no quote']} | {c['attempts']} |")
+            share = {k: f"{c[k]} ({c[k] / n:.0%})" if n else "0" for k in c}
+            out.append(f"| {code} | {analysis} | {c['answers']} ({c['roles right']}) | {n} | {share['verified']} "
+                       f"| {share['misattributed']} | {share['not_found']} | {share['no quote']} "
+                       f"| {share['true: verified']} | {share['true: misattributed']} | {c['attempts']} |")
     return "\n".join(out)
 
 
@@ -151,7 +177,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "calls").mkdir()
-        calls = mono_calls(root, tmp / "calls")[: args.calls]
+        calls = dict(list(mono_calls(root, tmp / "calls").items())[: args.calls])
         codes = {"after": ROOT}
         if args.before:
             subprocess.run(["git", "worktree", "add", "--detach", str(tmp / "before"), args.before], cwd=ROOT,
@@ -161,9 +187,9 @@ def main() -> int:
         try:
             for name, code in codes.items():
                 results = tmp / f"results-{len(rows)}"
-                failures, wall = run_flows(code, calls, results, url, tmp / f"home-{len(rows)}")
-                rows[name] = classify(results, url)
-                report[name] = {"counts": rows[name], "failures": failures, "wall_s": round(wall, 1)}
+                failures, wall = run_flows(code, list(calls), results, url, tmp / f"home-{len(rows)}")
+                rows[name], quotes = classify(results, url, calls)
+                report[name] = {"counts": rows[name], "quotes": quotes, "failures": failures, "wall_s": round(wall, 1)}
                 print(f"{name}: {len(calls)} calls in {wall:.0f} s; failures: {failures or 'none'}", flush=True)
         finally:
             proc.terminate()

@@ -50,29 +50,18 @@ def _occurs(parts: list[str], texts: Iterable[str]) -> bool:
     later one)."""
     if not parts or any(len(p) < MIN_PART_CHARS for p in parts):
         return False
-    texts = list(texts)
+    texts = [f" {t} " for t in texts]  # padded: a part must start and end on word boundaries
     index, position = 0, 0
     for part in parts:
         while index < len(texts):
-            found = texts[index].find(part, position)
-            if found >= 0 and _on_word_boundaries(texts[index], found, len(part)):
-                position = found + len(part)
+            found = texts[index].find(f" {part} ", position)
+            if found >= 0:
+                position = found + len(part) + 1
                 break
             index, position = index + 1, 0
         else:
             return False
     return True
-
-
-def _on_word_boundaries(text: str, start: int, length: int) -> bool:
-    end = start + length
-    return (start == 0 or text[start - 1] == " ") and (end == len(text) or text[end] == " ")
-
-
-def quote_in_transcript(quote: str, transcript_text: str) -> bool:
-    """True when ``quote`` (folded; see the module's docstring) occurs in ``transcript_text``, whole
-    words only."""
-    return _occurs(quote_parts(quote), [fold(transcript_text)])
 
 
 def check_quote(quote: str, utterances: Sequence[Utterance], speakers: Collection[str] | None) -> QuoteCheck:

@@ -14,8 +14,8 @@ problem (``answer_problems``): the answer is sent back once, then kept with its 
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
 import re
+from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -24,14 +24,13 @@ from callflows.captions import EXAMPLE_CAPTIONS, Caption, block_context
 from callflows.errors import InputError
 from callflows.llm import LLMUsage
 from callflows.markdown import cell
-from callflows.models import Sentiment, Transcript
-from callflows.models import Utterance
+from callflows.models import Sentiment, Transcript, Utterance
 from callflows.provenance import Provenance
 from callflows.quotes import (QUOTE_MARKS_NOTE, QuoteFrom, Quoted, check_quote, quote_problem, restates,
                               role_for, side_named_in, speakers_for)
 
 MAX_QUESTIONS = 20
-ANSWER_MAX_CHARS = 300  # the default answer format: one sentence of answer, one of reason
+ANSWER_MAX_CHARS = 300  # an answer, or its reason: a sentence or two
 
 AGENT_CONTEXT = "The agent represents the company and is trying to resolve the customer's request."
 CUSTOMER_CONTEXT = "The customer is calling the company about a problem, a question or a purchase."
