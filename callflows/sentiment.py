@@ -30,12 +30,15 @@ from callflows.quotes import (QUOTE_MARKS_NOTE, QuoteFrom, Quoted, check_quote, 
                               role_for, side_named_in, speakers_for)
 
 MAX_QUESTIONS = 20
-ANSWER_MAX_CHARS = 300  # an answer, or its reason: a sentence or two
+# Bounds keep the answer short (a small model fills every field to its limit): an answer alone may
+# take two sentences; with a reason, each is one sentence.
+ANSWER_MAX_CHARS = 300
+SENTENCE_MAX_CHARS = 150
 
 AGENT_CONTEXT = "The agent represents the company and is trying to resolve the customer's request."
 CUSTOMER_CONTEXT = "The customer is calling the company about a problem, a question or a purchase."
 ANSWER_FORMAT = "<answer in one sentence> <reason in one sentence>"
-QUOTE_MAX_CHARS = 160
+QUOTE_MAX_CHARS = 120
 ROLES = ["Agent", "Customer"]  # the sides a quote is checked against: the company's, then the caller's
 _REASON_RE = re.compile(r"\b(reasons?|why|because|explain\w*|justif\w*)\b", re.I)
 _QUOTE_RE = re.compile(r"\bquot(e|es|ed|ing|ation)\b", re.I)
@@ -200,12 +203,16 @@ def answers_model(questions: list[Question]) -> type[BaseModel]:
     """The JSON shape the LLM must return: ``{"answer_1": {"answer": str, "reason": str, "quote": str},
     ...}``, with ``reason`` only where ``wants_reason`` and ``quote`` only where ``wants_quote`` (bounded
     lengths)."""
-    text = (str, Field(..., min_length=1, max_length=ANSWER_MAX_CHARS))
+    def text(max_chars: int) -> tuple:
+        return str, Field(..., min_length=1, max_length=max_chars)
+
     fields = {}
     for i, q in enumerate(questions, 1):
-        extra = ({"reason": text} if wants_reason(q) else {}) | (
-            {"quote": (str, Field(..., min_length=1, max_length=QUOTE_MAX_CHARS))} if wants_quote(q) else {})
-        fields[f"answer_{i}"] = (create_model(f"Answer{i}", answer=text, **extra), ...)
+        shape = ({"answer": text(SENTENCE_MAX_CHARS), "reason": text(SENTENCE_MAX_CHARS)} if wants_reason(q)
+                 else {"answer": text(ANSWER_MAX_CHARS)})
+        if wants_quote(q):
+            shape["quote"] = text(QUOTE_MAX_CHARS)
+        fields[f"answer_{i}"] = (create_model(f"Answer{i}", **shape), ...)
     return create_model("SentimentAnswers", **fields)
 
 
