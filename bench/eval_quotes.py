@@ -140,8 +140,8 @@ def classify(results: Path, url: str, calls: dict[Path, list]) -> tuple[dict, li
                 counts[analysis]["attempts"] += result["llm"].get("attempts", 1)
                 counts[analysis]["roles right"] += {k for k, v in mapping.items() if v == order[0]} == true_rep
         for analysis, quote, side in quotes:
-            check = check_quote(quote, said, speakers_for(side, "", *roles[analysis])) if quote else "no quote"
-            true = check_quote(quote, said, speakers_for(side, "", truth, DEFAULT_ROLES)) if quote else "no quote"
+            check = check_quote(quote, said, speakers_for(side, *roles[analysis])) if quote else "no quote"
+            true = check_quote(quote, said, speakers_for(side, truth, DEFAULT_ROLES)) if quote else "no quote"
             counts[analysis][check] += 1
             counts[analysis][f"true: {true}"] += 1
             rows.append({"call": folder.name, "analysis": analysis, "side": side, "quote": quote, "check": check,

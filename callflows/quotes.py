@@ -76,8 +76,7 @@ def check_quote(quote: str, utterances: Sequence[Utterance], speakers: Collectio
     folded = [(u.speaker, fold(u.text)) for u in utterances]
     if speakers and _occurs(parts, (t for s, t in folded if s in speakers)):
         return "verified"
-    anywhere = _occurs(parts, (t for _, t in folded)) or _occurs(parts, [" ".join(t for _, t in folded)])
-    if not anywhere:
+    if not _occurs(parts, [" ".join(t for _, t in folded)]):  # anywhere, also across a change of speaker
         return "not_found"
     return "misattributed" if speakers else "verified"
 
@@ -143,13 +142,10 @@ def role_for(side: QuoteFrom, roles: Sequence[str]) -> str | None:
     return {"agent": roles[0], "customer": roles[1]}.get(side)
 
 
-def speakers_for(side: QuoteFrom, text: str, mapping: dict[str, str], roles: Sequence[str]) -> set[str] | None:
-    """The speaker labels whose words verify a quote for a claim on ``side`` (``auto``: the side
-    ``text`` names, see ``side_named_in``): the labels ``mapping`` gives ``roles[0]`` (agent) or
-    ``roles[1]`` (customer). None, so any speaker verifies it, for ``anyone`` and when no label has
-    that role."""
-    if side == "auto":
-        side = side_named_in(text)
+def speakers_for(side: QuoteFrom, mapping: dict[str, str], roles: Sequence[str]) -> set[str] | None:
+    """The speaker labels whose words verify a quote for a claim on ``side`` (``auto`` already
+    resolved): the labels ``mapping`` gives ``roles[0]`` (agent) or ``roles[1]`` (customer). None, so
+    any speaker verifies it, for ``anyone`` and when no label has that role."""
     role = role_for(side, roles)
     return (labels_of(mapping, role) or None) if role else None
 
@@ -160,6 +156,6 @@ def quote_problem(field: str, check: QuoteCheck, whose: str | None) -> str | Non
     if check == "misattributed":
         return f"{field} was said by another speaker, not the {whose}: quote the {whose}'s own words"
     if check == "not_found":
-        return (f"{field} does not occur in the transcript: copy "
-                f"{f'the {whose}' + chr(39) + 's' if whose else 'the'} words exactly")
+        whose_words = f"the {whose}'s words" if whose else "the words"
+        return f"{field} does not occur in the transcript: copy {whose_words} exactly"
     return None

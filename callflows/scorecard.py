@@ -233,10 +233,10 @@ def _quote_checks(answer: BaseModel, rubric: list[RubricCriterion], utterances: 
                   mapping: dict[str, str], roles: list[str]) -> tuple[list[QuoteCheck], list[QuoteCheck]]:
     """Each sentiment shift's quote checked against the customer's words, each criterion's against the
     side its ``quote_from`` names."""
-    customer = speakers_for("customer", "", mapping, roles)
+    customer = speakers_for("customer", mapping, roles)
     shifts = [check_quote(s.quote, utterances, customer) for s in answer.sentiment_shifts]
     criteria = [check_quote(getattr(answer, f"criterion_{i}").quote, utterances,
-                            speakers_for(_side(c), c.name, mapping, roles)) for i, c in enumerate(rubric, 1)]
+                            speakers_for(_side(c), mapping, roles)) for i, c in enumerate(rubric, 1)]
     return shifts, criteria
 
 

@@ -222,7 +222,7 @@ def _answers(parsed: BaseModel, questions: list[Question], utterances: list[Utte
     for i, q in enumerate(questions, 1):
         item = getattr(parsed, f"answer_{i}")
         quote = getattr(item, "quote", "")
-        check = check_quote(quote, utterances, speakers_for(quote_side(q), q.question, mapping, roles)) \
+        check = check_quote(quote, utterances, speakers_for(quote_side(q), mapping, roles)) \
             if wants_quote(q) else None
         out.append(QuestionAnswer(**q.model_dump(), answer=item.answer, reason=getattr(item, "reason", ""),
                                   quote=quote, quote_check=check))

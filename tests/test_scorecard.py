@@ -60,7 +60,7 @@ def test_scorecard_end_to_end_on_the_sample_call(prefect_harness, use_local_api,
     assert text.strip()
     # Each quote's mark is what the checker says on the server's transcript, against the claim's speaker.
     utterances = _utterances(use_local_api, report.transcript_id)
-    rep, customer = (speakers_for(side, "", report.roles, ["Sales Rep", "Customer"]) for side in ("agent", "customer"))
+    rep, customer = (speakers_for(side, report.roles, ["Sales Rep", "Customer"]) for side in ("agent", "customer"))
     assert [c.quote_check for c in report.criteria] == [check_quote(c.quote, utterances, rep) for c in report.criteria]
     assert [s.quote_check for s in report.sentiment_shifts] == [check_quote(s.quote, utterances, customer)
                                                                  for s in report.sentiment_shifts]

@@ -48,7 +48,7 @@ def test_report_has_sentences_with_speaker_times_and_answers(first_run):
     utterances = [Utterance.model_validate(u) for u in requests.get(
         f"{os.environ['ASSEMBLYAI_BASE_URL']}/v2/transcript/{report.transcript_id}", timeout=10).json()["utterances"]]
     for answer, side in zip(report.answers[3:], ("customer", "agent")):
-        assert answer.quote_check == check_quote(answer.quote, utterances, speakers_for(side, "", report.roles, ROLES))
+        assert answer.quote_check == check_quote(answer.quote, utterances, speakers_for(side, report.roles, ROLES))
     assert report.misattributed_quotes == [a.quote_check for a in report.answers].count("misattributed")
     assert report.llm.served_by == "smollm2-135m" and report.llm.prompt_tokens > 100
 
