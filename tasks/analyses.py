@@ -87,8 +87,7 @@ def analyze_sentiment(transcript: Transcript, captions: list[Caption], questions
         publish_report(report, report.to_markdown(), str(Path(out_dir) / "sentiment.partial.json"),
                        SENTIMENT_ARTIFACT)
         raise
-    for name, value in question_answers(parsed, questions, utterances, mapping, roles).items():
-        setattr(report, name, value)
+    report = report.model_copy(update=question_answers(parsed, questions, utterances, mapping, roles))
     publish_result(report, report.to_markdown(), out_dir, "sentiment.json", SENTIMENT_ARTIFACT)
     return report
 

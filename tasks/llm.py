@@ -67,7 +67,7 @@ def ask_structured(prompt: str, answer_model: type[M], *, schema_name: str, mode
                                     max_tokens=max_tokens, temperature=temperature,
                                     response_format=response_format_for(schema_model or answer_model, schema_name))
     completions: list[ChatCompletion] = []
-    reviewed: list = []  # a usable first answer that was sent back for its problems
+    reviewed = None  # a usable first answer that was sent back for its problems
     for attempt in (1, 2):
         completion = chat_completion(request)
         completions.append(completion)
@@ -77,16 +77,16 @@ def ask_structured(prompt: str, answer_model: type[M], *, schema_name: str, mode
         except (LLMOutputError, ValueError) as caught:
             exc = caught if isinstance(caught, LLMOutputError) else LLMOutputError(str(caught), completion.content)
             if attempt == 2:
-                if reviewed:
+                if reviewed is not None:
                     get_run_logger().warning("The second answer was not usable (%s): keeping the first", exc)
-                    return reviewed[0], LLMUsage.of(model, completions)
+                    return reviewed, LLMUsage.of(model, completions)
                 raise exc from None
             reason = str(exc)
         else:
             problems = review(result) if review and attempt == 1 else []
             if not problems:
                 return result, LLMUsage.of(model, completions)
-            reviewed.append(result)
+            reviewed = result
             reason = "; ".join(problems)
         get_run_logger().warning("Asking again: %s", reason)
         request = request.model_copy(update={"messages": [
