@@ -3,7 +3,8 @@
 For each worker count, a fresh stack (``scripts/stack.py up --db postgres --workers N`` in its own
 CALLFLOWS_HOME, on free ports; test models, the local LLM with two contexts: ``CALLFLOWS_LLM_PARALLEL=2``)
 and one analyze-inbox run of the deployment over an inbox of ``--recordings`` distinct two-speaker
-recordings of 4-11 s (:func:`make_inbox`), with ``max_in_flight = N``.
+recordings of 4-11 s (:func:`make_inbox`), with ``max_in_flight = N`` and short analyses
+(:func:`analysis_parameters`: one question and one criterion by default).
 The local server runs its latency profile (``POST /_local/latency``): a transcript is not completed
 before ``--transcript-s`` after its creation and an LLM Gateway answer not returned before
 ``--llm-s``, as a client of the real API sees it, while the engines still do the real work (their
@@ -50,6 +51,17 @@ from bench.run import LLM_ROUTES, ROOT, SAMPLE, free_port, iso_to_unix, log
 PYTHON = sys.executable
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TEST_MODELS = {"CALLFLOWS_STT_MODEL": "tiny.en", "CALLFLOWS_LOCAL_LLM": "smollm2-135m"}
+
+
+def analysis_parameters(args) -> dict[str, Any]:
+    """analyze-call's inputs for every call, as analyze-inbox passes them on: the first ``--questions``
+    default questions and ``--criteria`` rubric criteria, answers of at most ``--max-tokens``."""
+    from callflows.scorecard import DEFAULT_RUBRIC
+    from callflows.sentiment import DEFAULT_QUESTIONS
+
+    return {"max_tokens": args.max_tokens,
+            "questions": [q.model_dump(mode="json") for q in DEFAULT_QUESTIONS[:args.questions]],
+            "rubric": [r.model_dump(mode="json") for r in DEFAULT_RUBRIC[:args.criteria]]}
 
 
 def make_inbox(folder: Path, count: int, seed: int) -> list[Path]:
@@ -201,7 +213,7 @@ def throughput(work: Path, workers: int, args) -> dict[str, Any]:
         waited, cpu = stack.waited_s(), stack.cpu_s()
         started = time.time()
         run_id = stack.run_inbox({"inbox": str(inbox), "results_dir": str(work / f"results-w{workers}"),
-                                  "max_in_flight": workers, "max_tokens": args.max_tokens})
+                                  "max_in_flight": workers, **analysis_parameters(args)})
         [run] = stack.wait([run_id]).values()
         ended = time.time()
         counts = stack.counts()
@@ -232,7 +244,8 @@ def resilience(work: Path, args) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with Stack(work / "home-resilience", 4) as stack:
         stack.latency(args.resilience_transcript_s, args.resilience_llm_s)
-        params = {"results_dir": str(work / "results-resilience"), "max_in_flight": 4, "max_tokens": args.max_tokens}
+        params = {"results_dir": str(work / "results-resilience"), "max_in_flight": 4,
+                  **analysis_parameters(args)}
 
         inbox = work / "inbox-overlap"
         make_inbox(inbox, args.recordings, seed=2)
@@ -324,6 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resilience-transcript-s", type=float, default=8.0)
     parser.add_argument("--resilience-llm-s", type=float, default=3.0)
     parser.add_argument("--max-tokens", type=int, default=256)
+    # few questions and criteria: the local LLM's own compute stays a small part of each call's time,
+    # as the vendor's is for a client of the real API
+    parser.add_argument("--questions", type=int, default=1, help="the first N default sentiment questions")
+    parser.add_argument("--criteria", type=int, default=1, help="the first N default rubric criteria")
     parser.add_argument("--kill-call-timeout-s", type=float, default=150.0,
                         help="call_timeout_s of the inbox run whose worker is killed")
     parser.add_argument("--skip-resilience", action="store_true")

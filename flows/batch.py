@@ -47,6 +47,8 @@ from callflows.errors import AudioInputError, CallflowsError, DamagedAudioError,
 from callflows.ledger import Claim, Ledger
 from callflows.llm import DEFAULT_LLM_MODEL
 from callflows.markdown import cell
+from callflows.scorecard import RubricCriterion, check_rubric
+from callflows.sentiment import Question, check_questions
 from flows.analyze import AnalysesFailedError, analyze_call
 from flows.parameters import MaxTokens, check_max_tokens
 from tasks.logs import one_line
@@ -315,9 +317,11 @@ def analyze_inbox(
     deployment: str = ANALYZE_CALL_DEPLOYMENT,
     max_tokens: MaxTokens = 0,
     call_timeout_s: Annotated[float, Field(gt=0)] = 7200.0,
+    questions: list[Question] | None = None,
+    rubric: list[RubricCriterion] | None = None,
 ) -> BatchReport:
     """Analyse every new recording in ``inbox`` and every new URL in ``urls`` with ``analyze-call``
-    (sentiment, scorecard and segmentation, with their defaults), ``max_in_flight`` at a time.
+    (sentiment, scorecard and segmentation), ``max_in_flight`` at a time.
 
     Args:
         inbox: Folder of recordings; files in subfolders and hidden files are ignored.
@@ -332,6 +336,8 @@ def analyze_inbox(
         max_tokens: Answer limit in tokens for each LLM request; 0 (the default) allows the longest
             answer the answer's schema permits.
         call_timeout_s: Seconds to wait for one call's analyze-call run before reporting it failed.
+        questions: Sentiment questions for every call (see ``analyze-call``); None: analyze-call's default.
+        rubric: Scorecard criteria for every call (see ``analyze-call``); None: analyze-call's default.
 
     A recording is new when its content (SHA-256; for a URL, the URL) has no row in the ledger
     (``callflows.ledger``), so a renamed file is not analysed again; one that another inbox run is
@@ -348,7 +354,8 @@ def analyze_inbox(
     artifact ``analyze-inbox``). An empty inbox is not an error.
 
     Raises ``InputError`` before any request: the inbox folder is missing (and no URLs were given) or
-    not a folder, a URL is not http(s), or the ledger cannot be opened. Raises ``InboxFailedError``
+    not a folder, a URL is not http(s), questions or rubric are empty or too many, or the ledger
+    cannot be opened. Raises ``InboxFailedError``
     (the run ends Failed) when every recording it tried failed; when only some fail, the run ends
     Completed with each failure in the report, the artifact and an ERROR log line, and the failed
     recordings are retried by the next run.
@@ -358,6 +365,10 @@ def analyze_inbox(
     holder = current_flow_run.id or f"local-{time.time_ns()}"
     url_sources = check_urls(urls)
     check_max_tokens(max_tokens, 256)
+    forwarded = {"max_tokens": max_tokens or None,  # analyze-call's parameters, JSON as run_deployment sends them
+                 "questions": None if questions is None else [q.model_dump(mode="json")
+                                                              for q in check_questions(questions)],
+                 "rubric": None if rubric is None else [r.model_dump(mode="json") for r in check_rubric(rubric)]}
     files = inbox_files(inbox, required=not url_sources)
     if files is None:
         logger.warning("Inbox folder %r does not exist: analysing the %d URL(s) only", inbox, len(url_sources))
@@ -426,9 +437,8 @@ def analyze_inbox(
 
     def submit(item):
         row, source, adopt = item
-        parameters = {"audio": row.audio, "results_dir": results_dir, "model": model}
-        if max_tokens:
-            parameters["max_tokens"] = max_tokens
+        parameters = {"audio": row.audio, "results_dir": results_dir, "model": model,
+                      **{k: v for k, v in forwarded.items() if v is not None}}
         return analyze_recording.submit(f"analyze-{source.name}", row, parameters, deployment_id, adopt,
                                         ledger, holder, call_timeout_s)
 

@@ -2,9 +2,9 @@
 
     callflows local-api [--host H] [--port P] [--data-dir D] [--stt-model M] [--llm-model M]
     callflows analyze AUDIO [--out DIR] [--model M] [--prompt-template T] [--questions FILE]
-                            [--speakers-expected N]
-    callflows analyze-inbox DIR [--out DIR] [--model M] [--max-in-flight N] [--max-recordings N]
-                                [--deployment NAME]
+                            [--rubric FILE] [--speakers-expected N] [--max-tokens N]
+    callflows analyze-inbox DIR [--out DIR] [--model M] [--questions FILE] [--rubric FILE]
+                                [--max-tokens N] [--max-in-flight N] [--max-recordings N] [--deployment NAME]
     callflows compare RESULT_A RESULT_B
 
 ``analyze`` runs the analyze-call flow on one recording (sentiment, scorecard and segmentation,
@@ -58,14 +58,16 @@ def _parser() -> argparse.ArgumentParser:
     an.add_argument("--model", default=None, help="LLM Gateway model")
     an.add_argument("--prompt-template", default="sentiment",
                     help="sentiment prompt: template name in prompts/ or template text")
-    an.add_argument("--questions", type=Path, default=None,
-                    help="JSON file with a list of {question, context, answer_format}")
     an.add_argument("--speakers-expected", type=int, default=0, help="exact number of speakers, only if certain")
-    an.add_argument("--max-tokens", type=int, default=0,
-                    help="answer limit per LLM request (default 0: enough for the longest allowed answer)")
     ib = sub.add_parser("analyze-inbox", help="analyse every new recording of a folder and print the batch report")
     ib.add_argument("inbox", help="folder of recordings")
     ib.add_argument("--out", default="results", help="folder for results and the ledger (default: results)")
+    for command in (an, ib):
+        command.add_argument("--questions", type=Path, default=None,
+                             help="JSON file with a list of {question, context, answer_format}")
+        command.add_argument("--rubric", type=Path, default=None, help="JSON file with a list of {name, options}")
+        command.add_argument("--max-tokens", type=int, default=0,
+                             help="answer limit per LLM request (default 0: enough for the longest allowed answer)")
     ib.add_argument("--model", default=None, help="LLM Gateway model")
     ib.add_argument("--max-in-flight", type=int, default=None, help="calls analysed at a time (default 4)")
     ib.add_argument("--max-recordings", type=int, default=None, help="new recordings per run (default 100)")
@@ -105,6 +107,13 @@ def compare(args) -> int:
     return 0
 
 
+def _json_parameters(args: argparse.Namespace) -> dict:
+    """``questions`` and ``rubric`` from the JSON files named by --questions / --rubric (those given).
+    Raises ``OSError`` or ``json.JSONDecodeError`` for a missing or malformed file."""
+    return {name: json.loads(path.read_text()) for name in ("questions", "rubric")
+            if (path := getattr(args, name)) is not None}
+
+
 def _local_server(home: Path):
     """Start (or reuse) the local server when no key is configured; None when the real API is used.
     Raises ``RuntimeError`` when it cannot be started."""
@@ -128,7 +137,12 @@ def analyze_inbox(args: argparse.Namespace, home: Path) -> int:
     from flows.batch import InboxFailedError
     from flows.batch import analyze_inbox as analyze_inbox_flow
 
-    kwargs = {"inbox": args.inbox, "results_dir": args.out, "deployment": args.deployment}
+    try:
+        kwargs = {"inbox": args.inbox, "results_dir": args.out, "deployment": args.deployment or "",  # "": in this process
+                  "max_tokens": args.max_tokens, **_json_parameters(args)}
+    except (OSError, json.JSONDecodeError) as exc:
+        print(f"callflows: error: {exc}", file=sys.stderr)
+        return 2
     for name, value in (("model", args.model), ("max_in_flight", args.max_in_flight),
                         ("max_recordings", args.max_recordings)):
         if value is not None:
@@ -162,7 +176,7 @@ def analyze(args: argparse.Namespace, home: Path) -> int:
 
     try:
         check_audio(args.audio)
-        questions = json.loads(args.questions.read_text()) if args.questions else None
+        parameters = _json_parameters(args)
     except (CallflowsError, OSError, json.JSONDecodeError) as exc:
         print(f"callflows: error: {exc}", file=sys.stderr)
         return 2
@@ -178,10 +192,9 @@ def analyze(args: argparse.Namespace, home: Path) -> int:
     from flows.analyze import ANALYSES, AnalysesFailedError, analyze_call
 
     kwargs = {"audio": args.audio, "results_dir": args.out, "speakers_expected": args.speakers_expected,
-              "sentiment_prompt_template": args.prompt_template, "max_tokens": args.max_tokens}
-    for name, value in (("model", args.model), ("questions", questions)):
-        if value is not None:
-            kwargs[name] = value
+              "sentiment_prompt_template": args.prompt_template, "max_tokens": args.max_tokens, **parameters}
+    if args.model is not None:
+        kwargs["model"] = args.model
     started = time.monotonic()
     try:
         analysis = analyze_call(**kwargs)  # one flow run: the three analyses run concurrently on one transcript

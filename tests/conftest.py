@@ -27,11 +27,17 @@ import pytest  # noqa: E402
 import requests  # noqa: E402
 
 from callflows.localserver import LocalServer, start_local_server  # noqa: E402
+from callflows.scorecard import DEFAULT_RUBRIC  # noqa: E402
+from callflows.sentiment import DEFAULT_QUESTIONS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_CALL = ROOT / "samples" / "support_call.wav"
 TEST_STT_MODEL = "tiny.en"
 TEST_LLM_MODEL = "smollm2-135m"
+# For tests of orchestration, not of the answers: two questions and two criteria, shorter LLM answers
+# on the same code paths; FAST_PARAMETERS as JSON, as run_deployment sends them.
+FAST = dict(questions=DEFAULT_QUESTIONS[:2], rubric=DEFAULT_RUBRIC[:2])
+FAST_PARAMETERS = {name: [item.model_dump(mode="json") for item in items] for name, items in FAST.items()}
 
 
 def free_port() -> int:

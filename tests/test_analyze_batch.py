@@ -9,12 +9,9 @@ import pytest
 import requests
 
 from callflows.errors import AudioInputError, InputError, PromptError
-from callflows.scorecard import DEFAULT_RUBRIC
 from callflows.sentiment import DEFAULT_QUESTIONS
-from conftest import trim_wav
+from conftest import FAST, trim_wav
 from stub_http import Canned, StubServer
-
-FAST = dict(questions=DEFAULT_QUESTIONS[:2], rubric=DEFAULT_RUBRIC[:2])  # shorter LLM answers, same code paths
 
 
 def _env(mp, api_url, gateway_url=None):
@@ -259,6 +256,43 @@ def test_cli_bad_parameter_is_a_one_line_error_before_any_request(prefect_harnes
     [line] = [ln for ln in err.splitlines() if ln.startswith("callflows: error:")]
     assert "max_tokens" in line
 
+    inbox, rubric = tmp_path / "inbox", tmp_path / "rubric.json"
+    inbox.mkdir()
+    shutil.copy(sample_call, inbox / "call.wav")
+    rubric.write_text("[]")
+    for flags, message in ((["--rubric", str(rubric)], "rubric is empty"),
+                           (["--questions", str(tmp_path / "nope.json")], "nope.json")):
+        code = main(["analyze-inbox", str(inbox), "--out", str(tmp_path / "out"), *flags])
+        err = capsys.readouterr().err
+        assert code == 2 and use_local_api.api_counts() == {}, flags
+        [line] = [ln for ln in err.splitlines() if ln.startswith("callflows: error:")]
+        assert message in line, line
+
+
+def test_cli_analyze_inbox_runs_the_calls_in_process_with_the_given_questions_and_rubric(
+        prefect_harness, use_local_api, sample_call, tmp_path, capsys, monkeypatch):
+    """``callflows analyze-inbox DIR`` without --deployment: the call is a subflow of the inbox run, with
+    the questions and rubric of --questions / --rubric; the batch report is printed."""
+    from callflows.scorecard import DEFAULT_RUBRIC
+    from flows.cli import main
+
+    monkeypatch.setenv("CALLFLOWS_HOME", str(tmp_path / "home"))
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    trim_wav(sample_call, inbox / "call.wav", 12)
+    files = {"questions": DEFAULT_QUESTIONS[:1], "rubric": DEFAULT_RUBRIC[:1]}
+    for name, items in files.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps([i.model_dump(mode="json") for i in items]))
+    code = main(["analyze-inbox", str(inbox), "--out", str(out), "--max-in-flight", "1",
+                 "--questions", str(tmp_path / "questions.json"), "--rubric", str(tmp_path / "rubric.json")])
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr[-3000:]
+    assert "1 analysed, 0 skipped, 0 failed" in stdout and str(out / "inbox-report.json") in stdout
+    [analysis] = out.glob("call-*/analysis.json")
+    result = json.loads(analysis.read_text())
+    assert [a["question"] for a in result["sentiment"]["answers"]] == [DEFAULT_QUESTIONS[0].question]
+    assert [c["name"] for c in result["scorecard"]["criteria"]] == [DEFAULT_RUBRIC[0].name]
+
 
 # --------------------------------------------------------------------------- analyze-inbox
 
@@ -286,7 +320,7 @@ def inbox_runs(prefect_harness, local_api, sample_call, tmp_path_factory):
             if run == 2:
                 (inbox / "call-a.wav").rename(inbox / "renamed-call.wav")
             local_api.reset_request_counts()
-            state = analyze_inbox(inbox=str(inbox), results_dir=str(results), return_state=True)
+            state = analyze_inbox(inbox=str(inbox), results_dir=str(results), **FAST, return_state=True)
             result = state.result(raise_on_failure=False)
             report = result.report if isinstance(result, InboxFailedError) else result
             runs.append((state, report, local_api.api_counts()))
@@ -317,6 +351,7 @@ def test_inbox_analyses_new_recordings_skips_other_files_and_reports_the_failure
         assert entry.audio == str(inbox / name) and entry.result_dir == rows[name].result_dir
         analysis = CallAnalysis.model_validate_json((results.joinpath(entry.result_dir, "analysis.json")).read_text())
         assert analysis.ok and analysis.transcript_id == entry.transcript_id
+        assert len(analysis.sentiment.answers) == 2 and len(analysis.scorecard.criteria) == 2  # FAST, passed on
     assert rows["short.wav"].transcript_id != rows["call-a.wav"].transcript_id
     names = sorted(run.name for _, run in _subflow_runs(state.state_details.flow_run_id))
     assert names == ["analyze-call-a", "analyze-short"]  # the subfolder was ignored, broken.wav never sent
@@ -385,6 +420,8 @@ def test_bad_inbox_input_fails_before_any_request(prefect_harness, use_local_api
              (dict(urls=["https://example.com/a.wav", "ftp://example.com/b.wav"]), AudioInputError,
               r"urls\[1\]: .*unsupported URL scheme"),
              (dict(urls=[str(sample_call)]), AudioInputError, r"urls\[0\] is .*not an http\(s\) URL"),
+             (dict(questions=[]), InputError, "questions is empty"),
+             (dict(rubric=[]), InputError, "rubric is empty"),
              (dict(), InputError, "inbox-ledger.json.* cannot be read .*delete it")]
     inbox.mkdir()
     shutil.copy(sample_call, inbox / "call.wav")

@@ -27,7 +27,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import ROOT, LocalApi, free_port
+from conftest import FAST_PARAMETERS, ROOT, LocalApi, free_port
 
 PYTHON = sys.executable
 PREFECT = str(Path(sys.executable).parent / "prefect")
@@ -430,7 +430,7 @@ def test_permanent_error_is_not_retried_and_fails_with_the_api_message(prefect_a
 def test_analyze_call_deployment(prefect_api, served, tmp_path):
     """analyze-call on the sample call completes: analysis.json with the three analyses, the
     analyses' own files, and the analyze-call artifact plus one per analysis subflow."""
-    flow_run, took = prefect_api.run("analyze-call/analyze-call", {"results_dir": str(tmp_path)}, log=served["log"])
+    flow_run, took = prefect_api.run("analyze-call/analyze-call", {"results_dir": str(tmp_path), **FAST_PARAMETERS}, log=served["log"])
     assert flow_run.state.is_completed(), flow_run.state.message
     [analysis_path] = tmp_path.glob("support_call-*/analysis.json")
     analysis = json.loads(analysis_path.read_text())
@@ -450,7 +450,7 @@ def test_analyze_inbox_deployment_analyses_new_recordings_once(prefect_api, serv
     inbox.mkdir()
     shutil.copy(ROOT / "samples" / "support_call.wav", inbox / "call-1.wav")
     (inbox / "notes.txt").write_text("not a recording\n")
-    params = {"inbox": str(inbox), "results_dir": str(results)}
+    params = {"inbox": str(inbox), "results_dir": str(results), **FAST_PARAMETERS}
     flow_run, took = prefect_api.run("analyze-inbox/analyze-inbox", params, log=served["log"])
     assert flow_run.state.is_completed(), flow_run.state.message
     report = json.loads((results / "inbox-report.json").read_text())

@@ -14,7 +14,7 @@ from uuid import UUID
 
 import pytest
 
-from conftest import SAMPLE_CALL, TEST_LLM_MODEL, TEST_STT_MODEL, free_port, trim_wav
+from conftest import FAST_PARAMETERS, SAMPLE_CALL, TEST_LLM_MODEL, TEST_STT_MODEL, free_port, trim_wav
 from test_deployments import PREFECT, ROOT, PrefectApi, base_env, processes_with_env, stack, stop_group
 
 RUN_TIMEOUT_S = 900
@@ -81,7 +81,7 @@ def test_two_overlapping_inbox_runs_fan_out_over_two_machines_and_pay_once(tmp_p
         import requests
 
         requests.delete(f"{local_api_url}/_local/requests", timeout=10).raise_for_status()
-        params = {"inbox": str(inbox), "results_dir": str(results), "max_in_flight": 2}
+        params = {"inbox": str(inbox), "results_dir": str(results), "max_in_flight": 2, **FAST_PARAMETERS}
         created = [api.create_run("analyze-inbox/analyze-inbox", params) for _ in range(2)]
         assert all(r.status_code == 201 for r in created), [r.text for r in created]
         inbox_ids = [UUID(r.json()["id"]) for r in created]

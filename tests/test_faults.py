@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import start_local_api, trim_wav
+from conftest import FAST, start_local_api, trim_wav
 from callflows.ledger import Ledger
 from flows.batch import analyze_inbox
 from local_api.faults import CHAOS_KINDS, FLOW_ROUTES
@@ -90,7 +90,7 @@ def test_batch_under_random_faults_matches_a_fault_free_run(prefect_harness, inb
     try:
         point_at(clean, monkeypatch)
         # one call at a time: the same request sequence, so the seeded faults fall the same way every run
-        expected = analyze_inbox(inbox=str(inbox), results_dir=str(tmp_path / "clean-results"), max_in_flight=1)
+        expected = analyze_inbox(inbox=str(inbox), results_dir=str(tmp_path / "clean-results"), max_in_flight=1, **FAST)
         assert expected.analysed == 2
 
         r = requests.post(f"{chaotic.url}/_local/chaos", timeout=10,
@@ -98,7 +98,7 @@ def test_batch_under_random_faults_matches_a_fault_free_run(prefect_harness, inb
                                 "slow_max_s": 600})  # longer than every client timeout: the answer is lost
         assert r.status_code == 200, r.text
         point_at(chaotic, monkeypatch)
-        report = analyze_inbox(inbox=str(inbox), results_dir=str(tmp_path / "chaos-results"), max_in_flight=1)
+        report = analyze_inbox(inbox=str(inbox), results_dir=str(tmp_path / "chaos-results"), max_in_flight=1, **FAST)
         chaos = requests.get(f"{chaotic.url}/_local/chaos", timeout=10).json()
         print("faults injected:", json.dumps(chaos["injected"], indent=1), "requests:", chaos["requests"])
 
@@ -130,7 +130,7 @@ def test_a_fault_outlasting_the_retries_fails_only_its_recording_naming_it_and_t
         attempts = 1 + HTTP_RETRIES
         requests.post(f"{server.url}/_local/faults", timeout=10,
                       json={"route": "POST /v2/upload", "status_code": 503, "times": attempts}).raise_for_status()
-        report = analyze_inbox(inbox=str(inbox), results_dir=str(tmp_path / "results"), max_in_flight=1)
+        report = analyze_inbox(inbox=str(inbox), results_dir=str(tmp_path / "results"), max_in_flight=1, **FAST)
         first, second = report.recordings
         assert first.status == "failed" and first.audio.endswith("a_support_call.wav")
         assert "POST" in first.error and "/v2/upload" in first.error and "HTTP 503" in first.error

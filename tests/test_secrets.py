@@ -9,6 +9,7 @@ scanned really holds what the runs wrote.
 """
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import ROOT, free_port, start_local_api, trim_wav
+from conftest import FAST_PARAMETERS, ROOT, free_port, start_local_api, trim_wav
 
 KEY_CORE = secrets.token_hex(16)
 KEY = f"cf-test-key-{KEY_CORE}"
@@ -29,8 +30,13 @@ def run_cli(audio: Path, out: Path, home: Path, base_url: str) -> subprocess.Com
                 "ASSEMBLYAI_LLM_GATEWAY_BASE_URL": base_url, "CALLFLOWS_HOME": str(home),
                 "PREFECT_HOME": str(home / "prefect"), "CALLFLOWS_RETRY_DELAY_S": "0.2",
                 "PREFECT_LOGGING_LEVEL": "DEBUG"})
-    return subprocess.run([sys.executable, "-m", "flows.cli", "analyze", str(audio), "--out", str(out)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=900)
+    fast = []  # two questions and criteria: shorter answers, the same places written
+    home.mkdir(parents=True, exist_ok=True)
+    for name, items in FAST_PARAMETERS.items():
+        (home / f"{name}.json").write_text(json.dumps(items))
+        fast += [f"--{name}", str(home / f"{name}.json")]
+    return subprocess.run([sys.executable, "-m", "flows.cli", "analyze", str(audio), "--out", str(out), *fast],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
 def files_under(*roots: Path) -> list[Path]:
