@@ -16,7 +16,7 @@ import numpy as np
 
 from .models import STT_MODELS, stt_model_dir
 
-__all__ = ["Word", "SAMPLE_RATE", "BEAM_SIZE", "TRANSCRIBE_LOCK", "get_whisper", "transcribe_words",
+__all__ = ["Word", "SAMPLE_RATE", "BEAM_SIZE", "TRANSCRIBE_LOCK", "get_whisper", "join_pieces", "transcribe_words",
            "whisper_language", "UnsupportedLanguageError"]
 
 SAMPLE_RATE = 16_000  # Hz, what Whisper expects
@@ -41,6 +41,42 @@ class Word(TypedDict):
     start: int
     end: int
     confidence: float
+
+
+# Whisper's languages written without spaces between words: there its word pieces never start with
+# one (faster-whisper's Tokenizer.split_to_word_tokens splits them per character instead).
+UNSPACED_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})
+
+
+def join_pieces(pieces: list[tuple[str, float, float, float]], spaced: bool = True,
+                after_ms: int = 0) -> list[Word]:
+    """faster-whisper's words of one segment → AssemblyAI-shaped words.
+
+    ``pieces``: ``(word, start_s, end_s, probability)`` as ``Segment.words`` gives them. Whisper's
+    tokenizer starts a new piece at a space and also at a punctuation mark, so "9:30 a.m." arrives as
+    ``" 9"``, ``":30"``, ``" a"``, ``".m."`` and "bye-bye" as ``" Bye"``, ``"-bye."``. With ``spaced``
+    (the language puts spaces between words) a piece that does not start with a space is part of the
+    word before it: text joined as written, ``start`` of its first piece, ``end`` of its last,
+    ``confidence`` the lowest piece's. Times in integer ms; no word starts before the one before it,
+    nor before ``after_ms`` (the previous segment's last word).
+    """
+    words: list[Word] = []
+    last_start = after_ms
+    for raw, start_s, end_s, probability in pieces:
+        text = raw.strip()
+        if not text:
+            continue
+        start = max(int(round(start_s * 1000)), last_start)
+        end = max(int(round(end_s * 1000)), start)
+        confidence = round(float(probability), 5)
+        if spaced and words and not raw[:1].isspace():
+            prev = words[-1]
+            prev.update(text=prev["text"] + text, end=max(prev["end"], end),
+                        confidence=min(prev["confidence"], confidence))
+            continue
+        words.append(Word(text=text, start=start, end=end, confidence=confidence))
+        last_start = start
+    return words
 
 
 class UnsupportedLanguageError(ValueError):
@@ -88,7 +124,8 @@ def transcribe_words(audio: np.ndarray, model_name: str, language_code: str | No
     """Transcribe 16 kHz mono float32 ``audio`` (shape ``(n_samples,)``, values in -1..1).
 
     Returns ``(words, language_code)``: words in time order with Whisper's punctuation kept
-    (``"Hello,"``), times in integer ms, confidence = Whisper's word probability. The language code
+    (``"Hello,"``) and its word pieces joined as written (``"9:30"``, ``"a.m."``; :func:`join_pieces`),
+    times in integer ms, confidence = Whisper's word probability (the lowest piece's). The language code
     is the one asked for, or the detected Whisper code (e.g. ``"en"``) when ``language_code`` is
     None. English-only models (``*.en``) accept only English and always report ``"en"`` when
     detecting. Uses VAD filtering (silences are skipped) and ``beam_size`` (default BEAM_SIZE).
@@ -110,16 +147,9 @@ def transcribe_words(audio: np.ndarray, model_name: str, language_code: str | No
             audio, language=lang, task="transcribe", beam_size=beam_size or BEAM_SIZE,
             word_timestamps=True, vad_filter=True, condition_on_previous_text=False,
         )
-        last_start = 0
+        spaced = (lang or info.language) not in UNSPACED_LANGUAGES
         for seg in segments:  # generator: decoding happens while iterating
-            for w in seg.words or ():
-                text = w.word.strip()
-                if not text:
-                    continue
-                start = max(int(round(w.start * 1000)), last_start)
-                end = max(int(round(w.end * 1000)), start)
-                words.append(Word(text=text, start=start, end=end,
-                                  confidence=round(float(w.probability), 5)))
-                last_start = start
+            words += join_pieces([(w.word, w.start, w.end, w.probability) for w in seg.words or ()], spaced,
+                                 words[-1]["start"] if words else 0)
     detected = language_code if language_code else (info.language or "en")
     return words, detected
