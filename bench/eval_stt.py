@@ -40,6 +40,16 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+# A word that starts with a mark Whisper splits off the word before it (":30", ".m.", "-bye", ",250"):
+# a join gone wrong, as "9 :30 a .m." once was.
+SPLIT_PIECE = re.compile(r"^[.:,\-'][^\W_]")
+
+
+def wrong_joins(words) -> list[str]:
+    """The words of a transcript (AssemblyAI ``words``) that look like a piece of the word before."""
+    return [w.text for w in words or () if SPLIT_PIECE.match(w.text)]
+
+
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
     with wave.open(str(path)) as w:
         assert w.getsampwidth() == 2
@@ -174,11 +184,13 @@ def main() -> int:
                 with wave.open(str(call["audio"])) as w:
                     audio_s = w.getnframes() / w.getframerate()
                 wer = jiwer.wer(normalise(call["reference"]), normalise(t.text or ""))
+                joins = wrong_joins(t.words)
                 rows.append({"set": call["set"], "call": call["name"], "audio_s": round(audio_s, 1),
                              "processing_s": round(processing_s, 2), "speed_x": round(audio_s / processing_s, 1),
-                             "wer": round(wer, 3)})
+                             "wer": round(wer, 3), "wrong_joins": joins})
                 print(f"{call['set']:24s} {call['name']:18s} {audio_s:6.1f} s audio  {processing_s:6.1f} s  "
-                      f"{audio_s / processing_s:5.1f}x  WER {wer:6.1%}", flush=True)
+                      f"{audio_s / processing_s:5.1f}x  WER {wer:6.1%}  wrong joins {len(joins)} {joins[:5]}",
+                      flush=True)
         finally:
             proc.terminate()
             proc.wait()
@@ -187,7 +199,8 @@ def main() -> int:
         audio, proc_s = sum(r["audio_s"] for r in sel), sum(r["processing_s"] for r in sel)
         print(f"{name}: {len(sel)} calls, {audio / proc_s:.1f}x real time overall, mean WER "
               f"{np.mean([r['wer'] for r in sel]):.1%} (range {min(r['wer'] for r in sel):.1%}–"
-              f"{max(r['wer'] for r in sel):.1%}), stt model {args.stt_model}")
+              f"{max(r['wer'] for r in sel):.1%}), {sum(len(r['wrong_joins']) for r in sel)} wrong joins, "
+              f"stt model {args.stt_model}")
     if args.out:
         args.out.write_text(json.dumps({"stt_model": args.stt_model, "rows": rows}, indent=1))
     return 0
