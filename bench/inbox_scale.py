@@ -20,8 +20,8 @@ Then, on the 4-worker stack, with a shorter latency profile (``--resilience-tran
   a second upload or transcript; every recording ends with its results on disk.
 
 Counts are exact (asserted); times are wall-clock seconds. Prints a table and writes it with the raw
-numbers to ``--out`` (default ``results/bench-inbox.json``). Takes about 40 min on 2 cores with
-the defaults.
+numbers to ``--out`` (default ``results/bench-inbox.json``). With the defaults it took 94 min on
+2 cores (5623 s, ``took_s`` in the JSON).
 
 "Prefect's overhead per call" is the wall time of an analyze-call run beyond its critical path at
 the simulated vendor (one transcript, then the scorecard's two LLM requests in a row:
