@@ -1,13 +1,23 @@
-"""Speech-to-text evaluation of the local server: speed (audio seconds per processing second) and
-word error rate, on ../shared/evaldata when it is present.
+"""Speech-to-text and speaker evaluation of the local server, one table: per call the word error
+rate, the speakers found, the talk share error per speaker, the diarization accuracy and the engines'
+time, on ../shared/evaldata when it is present (it says so when it is not).
 
-Sets: synthetic-support-call (espeak-ng call with its script) and hvb-harper-valley (real two-party
-calls, agent and caller channels mixed to mono; reference = the human transcript segments in time
-order). Text is normalised before scoring (lower case, punctuation removed, whitespace collapsed);
-numbers are not normalised, so "60" vs "sixty" counts as an error.
+Sets: synthetic-support-call (espeak-ng call with its script and turn times), hvb-harper-valley (real
+two-party calls, agent and caller channels mixed to mono; reference = the human transcript segments
+in time order, turns = their times and roles), pyannote-2spk (a 30 s two-party call, RTTM turns and
+STM transcript) and ami-4spk-meeting (1 min of a four-person meeting, RTTM turns only: a check that
+more than two speakers are still found where there are more). Each call is transcribed once, with
+``speaker_labels`` and the server's defaults (``--options`` adds request options).
 
-Usage: python bench/eval_stt.py [--stt-model base|tiny.en] [--evaldata DIR] [--out FILE.json]
-Needs the `eval` extra (jiwer). Attribution: HarperValleyBank (Gridspace/Stanford), CC BY 4.0.
+WER is given under two normalisations: "WER" lower-cases, removes punctuation and collapses
+whitespace (numbers not normalised: "60" vs "sixty" is an error); "Whisper norm." applies Whisper's
+English normaliser (whisper-normalizer; spelled numbers, times and spellings unified), the rule of the
+Whisper paper. Speaker scoring: see :func:`score_speakers`. The engines' time is the server's own
+processing time of the job (``/_local/jobs``), speed = audio seconds per processing second.
+
+Usage: python bench/eval_stt.py [--stt-model base|tiny.en] [--evaldata DIR] [--out FILE.json] [--options JSON]
+Needs the `eval` extra (jiwer, whisper-normalizer). Attribution: HarperValleyBank (Gridspace/Stanford),
+CC BY 4.0; AMI ES2004a (CC BY 4.0) and the pyannote sample, as copied by pyannote-audio (MIT).
 """
 from __future__ import annotations
 
@@ -95,7 +105,8 @@ def harper_valley_calls(root: Path, tmp: Path) -> list[dict]:
         mix[: len(caller)] += caller
         write_wav(out, [mix], rate)
         reference = " ".join(s["human_transcript"] for s in sorted(segments, key=lambda s: s["start_ms"]))
-        calls.append({"set": "hvb-harper-valley", "name": sid, "audio": out, "reference": reference})
+        calls.append({"set": "hvb-harper-valley", "name": sid, "audio": out, "reference": reference,
+                      "turns": [(s["speaker_role"], s["start_ms"], s["start_ms"] + s["duration_ms"]) for s in segments]})
     return calls
 
 
@@ -105,7 +116,8 @@ def synthetic_call(root: Path) -> list[dict]:
         return []
     segments = json.loads(script.read_text())["segments"]
     return [{"set": "synthetic-support-call", "name": "call.wav", "audio": root / "call.wav",
-             "reference": " ".join(s["text"] for s in segments)}]
+             "reference": " ".join(s["text"] for s in segments),
+             "turns": [(s["speaker"], s["start_ms"], s["end_ms"]) for s in segments]}]
 
 
 def start_server(data_dir: Path, stt_model: str) -> tuple[subprocess.Popen, str]:
@@ -163,47 +175,155 @@ def harper_valley_root(evaldata: Path) -> Path | None:
     return None
 
 
+def score_speakers(transcript: Transcript, segments) -> dict:
+    """Speakers against human turns ``[(role, start_ms, end_ms)]``.
+
+    Each speaker label is mapped to the role under most of its words' midpoints (the usual oracle
+    mapping, several labels may map to one role); words under no turn or under turns of two roles are
+    not judged. Returns ``speakers`` (labels found), ``accuracy`` (share of judged words whose label
+    maps to the role under them) and ``share_error_pp`` per role: |measured − true share of speech
+    time| in percentage points, measured = the role's labels' utterance time (callflows.metrics.talk_share),
+    true = its turns' time.
+    """
+    from callflows.metrics import talk_share
+
+    roles = sorted({r for r, _, _ in segments})
+    votes: dict[str, dict[str, int]] = {}
+    judged = []
+    for w in transcript.words or ():
+        mid = (w.start + w.end) // 2
+        under = {r for r, a, b in segments if a <= mid < b}
+        if len(under) != 1 or w.speaker is None:
+            continue
+        role = under.pop()
+        votes.setdefault(w.speaker, dict.fromkeys(roles, 0))[role] += 1
+        judged.append((w.speaker, role))
+    mapping = {label: max(v, key=v.get) for label, v in votes.items()}
+    shares = talk_share(transcript.utterances or [])
+    true_ms = {r: sum(b - a for ro, a, b in segments if ro == r) for r in roles}
+    total = max(1, sum(true_ms.values()))
+    error = {r: round(abs(sum(s for lab, s in shares.items() if mapping.get(lab) == r)
+                          - true_ms[r] / total) * 100, 1) for r in roles}
+    return {"speakers": len(shares), "accuracy": round(sum(mapping[lab] == r for lab, r in judged)
+                                                        / max(1, len(judged)), 3),
+            "share_error_pp": error}
+
+
+def rttm_turns(path: Path) -> list[tuple[str, int, int]]:
+    """``SPEAKER file 1 start_s duration_s … name …`` lines → ``[(name, start_ms, end_ms)]``."""
+    turns = []
+    for line in path.read_text().splitlines():
+        f = line.split()
+        if f and f[0] == "SPEAKER":
+            start = round(float(f[3]) * 1000)
+            turns.append((f[7], start, start + round(float(f[4]) * 1000)))
+    return turns
+
+
+def other_calls(evaldata: Path) -> list[dict]:
+    """The pyannote two-speaker call (RTTM turns, STM words) and 1 min of the AMI four-person meeting
+    (RTTM turns; its overlapping speech makes a WER meaningless here): checks of the speaker count."""
+    calls = []
+    pyannote = evaldata / "pyannote-sample-2spk-call"
+    if (pyannote / "sample.wav").exists():
+        stm = [line.split(maxsplit=5) for line in (pyannote / "sample.stm").read_text().splitlines() if line.strip()]
+        calls.append({"set": "pyannote-2spk", "name": "sample.wav", "audio": pyannote / "sample.wav",
+                      "reference": " ".join(f[5] for f in sorted(stm, key=lambda f: float(f[3])) if len(f) > 5),
+                      "turns": rttm_turns(pyannote / "sample.rttm")})
+    ami = evaldata / "ami-es2004a-1min"
+    if (ami / "mixture.wav").exists():
+        calls.append({"set": "ami-4spk-meeting", "name": "mixture.wav", "audio": ami / "mixture.wav",
+                      "reference": None, "turns": rttm_turns(ami / "mixture.rttm")})
+    return calls
+
+
+def whisper_normalise(text: str) -> str:
+    """Whisper's English normaliser (package whisper-normalizer, the rules of the Whisper paper's WER:
+    spelled numbers to digits, "9:30" and "nine thirty" alike, contractions and spellings unified)."""
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    return EnglishTextNormalizer()(text)
+
+
 def main() -> int:
-    args = eval_parser(__doc__).parse_args()
+    parser = eval_parser(__doc__)
+    parser.add_argument("--options", default="{}",
+                        help="extra POST /v2/transcript options as JSON, e.g. '{\"speakers_expected\": 2}'")
+    args = parser.parse_args()
     if not args.evaldata.is_dir():
         print(f"No evaluation data at {args.evaldata}: nothing to evaluate (it is optional).")
         return 0
+    options = TranscriptionOptions(speaker_labels=True, **json.loads(args.options))
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        calls = synthetic_call(args.evaldata / "synthetic-support-call") + harper_valley_calls(
-            args.evaldata / "hvb-harper-valley", tmp)
+        calls = (synthetic_call(args.evaldata / "synthetic-support-call")
+                 + harper_valley_calls(args.evaldata / "hvb-harper-valley", tmp) + other_calls(args.evaldata))
         proc, url = start_server(tmp / "server", args.stt_model)
         try:
             client = AssemblyAIClient(Settings(base_url=url))
             # Warm-up job (model load, first diarization import), timed separately and not scored.
-            _, cold_s = transcribe(client, url, calls[0]["audio"])
+            _, cold_s = transcribe(client, url, calls[0]["audio"], options)
             print(f"warm-up (loads the models): {calls[0]['name']} took {cold_s:.1f} s", flush=True)
             rows = []
             for call in calls:
-                t, processing_s = transcribe(client, url, call["audio"])
-                with wave.open(str(call["audio"])) as w:
-                    audio_s = w.getnframes() / w.getframerate()
-                wer = jiwer.wer(normalise(call["reference"]), normalise(t.text or ""))
-                joins = wrong_joins(t.words)
-                rows.append({"set": call["set"], "call": call["name"], "audio_s": round(audio_s, 1),
-                             "processing_s": round(processing_s, 2), "speed_x": round(audio_s / processing_s, 1),
-                             "wer": round(wer, 3), "wrong_joins": joins})
-                print(f"{call['set']:24s} {call['name']:18s} {audio_s:6.1f} s audio  {processing_s:6.1f} s  "
-                      f"{audio_s / processing_s:5.1f}x  WER {wer:6.1%}  wrong joins {len(joins)} {joins[:5]}",
-                      flush=True)
+                t, processing_s = transcribe(client, url, call["audio"], options)
+                audio_s = (t.audio_duration or 0) if call["audio"].suffix != ".wav" else wav_seconds(call["audio"])
+                row = {"set": call["set"], "call": call["name"], "audio_s": round(audio_s, 1),
+                       "engines_s": round(processing_s, 2), "speed_x": round(audio_s / processing_s, 1),
+                       "wrong_joins": wrong_joins(t.words)}
+                if call["reference"] is not None:
+                    row["wer"] = round(jiwer.wer(normalise(call["reference"]), normalise(t.text or "")), 3)
+                    row["wer_whisper_norm"] = round(jiwer.wer(whisper_normalise(call["reference"]),
+                                                              whisper_normalise(t.text or "")), 3)
+                row.update(score_speakers(t, call["turns"]))
+                rows.append(row)
+                print(format_row(row), flush=True)
         finally:
             proc.terminate()
             proc.wait()
+    print_table(rows, args.stt_model, options)
+    if args.out:
+        args.out.write_text(json.dumps({"stt_model": args.stt_model, "options": options.model_dump(exclude_none=True),
+                                        "rows": rows}, indent=1))
+    return 0
+
+
+def wav_seconds(path: Path) -> float:
+    with wave.open(str(path)) as w:
+        return w.getnframes() / w.getframerate()
+
+
+def _pct(v) -> str:
+    return "—" if v is None else f"{v:.1%}"
+
+
+def format_row(r: dict) -> str:
+    errors = " / ".join(f"{e:.1f}" for e in r["share_error_pp"].values())
+    return (f"| {r['set']} | {r['call'][:16]} | {r['audio_s']:.1f} | {_pct(r.get('wer'))} | "
+            f"{_pct(r.get('wer_whisper_norm'))} | {r['speakers']} of {len(r['share_error_pp'])} | {errors} | "
+            f"{r['accuracy']:.1%} | {r['engines_s']:.1f} s ({r['speed_x']:.1f}×) | {len(r['wrong_joins'])} |")
+
+
+def print_table(rows: list[dict], stt_model: str, options: TranscriptionOptions) -> None:
+    """The table, then the means over the Harper Valley calls (the goals of issue 15)."""
+    print(f"\nstt model {stt_model}, options {options.model_dump(exclude_none=True, exclude={'speech_models'})}")
+    print("| set | call | audio s | WER | WER, Whisper norm. | speakers found | talk share error per speaker, pp "
+          "| diarization accuracy | engines' time (speed) | wrong joins |")
+    print("|---|---|---:|---:|---:|---:|---|---:|---:|---:|")
+    for r in rows:
+        print(format_row(r))
     for name in sorted({r["set"] for r in rows}):
         sel = [r for r in rows if r["set"] == name]
-        audio, proc_s = sum(r["audio_s"] for r in sel), sum(r["processing_s"] for r in sel)
-        print(f"{name}: {len(sel)} calls, {audio / proc_s:.1f}x real time overall, mean WER "
-              f"{np.mean([r['wer'] for r in sel]):.1%} (range {min(r['wer'] for r in sel):.1%}–"
-              f"{max(r['wer'] for r in sel):.1%}), {sum(len(r['wrong_joins']) for r in sel)} wrong joins, "
-              f"stt model {args.stt_model}")
-    if args.out:
-        args.out.write_text(json.dumps({"stt_model": args.stt_model, "rows": rows}, indent=1))
-    return 0
+        if len(sel) < 2:
+            continue
+        wer_rows = [r for r in sel if "wer" in r]
+        errors = [e for r in sel for e in r["share_error_pp"].values()]
+        print(f"{name}: {len(sel)} calls, mean WER {np.mean([r['wer'] for r in wer_rows]):.1%} "
+              f"(Whisper norm. {np.mean([r['wer_whisper_norm'] for r in wer_rows]):.1%}), mean talk share error "
+              f"{np.mean(errors):.1f} pp (max {max(errors):.1f}), speakers found "
+              f"{[r['speakers'] for r in sel]}, mean diarization accuracy {np.mean([r['accuracy'] for r in sel]):.1%}, "
+              f"{sum(r['audio_s'] for r in sel) / sum(r['engines_s'] for r in sel):.1f}× real time, "
+              f"{sum(len(r['wrong_joins']) for r in sel)} wrong joins")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Sentiment = Literal["POSITIVE", "NEUTRAL", "NEGATIVE"]
 DEFAULT_SPEECH_MODELS = ["universal-3-pro", "universal-2"]
@@ -112,6 +112,22 @@ class TranscriptList(APIModel):
     transcripts: list[TranscriptListItem] = Field(default_factory=list)
 
 
+class SpeakerOptions(APIModel):
+    """``speaker_options`` of ``POST /v2/transcript``: bounds on the number of speakers that
+    diarization may find, instead of an exact ``speakers_expected`` (AssemblyAI accepts one or the
+    other, not both)."""
+
+    min_speakers_expected: int | None = Field(None, ge=1, le=10)
+    max_speakers_expected: int | None = Field(None, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SpeakerOptions":
+        lo, hi = self.min_speakers_expected, self.max_speakers_expected
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"min_speakers_expected ({lo}) is greater than max_speakers_expected ({hi})")
+        return self
+
+
 class TranscriptionOptions(APIModel):
     """Transcription options of ``POST /v2/transcript`` (everything but ``audio_url``).
 
@@ -126,8 +142,15 @@ class TranscriptionOptions(APIModel):
     format_text: bool = True
     speaker_labels: bool = False
     speakers_expected: int | None = Field(None, ge=1, le=10)
+    speaker_options: SpeakerOptions | None = None
     sentiment_analysis: bool = False
     multichannel: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_speaker_count(self) -> "TranscriptionOptions":
+        if self.speakers_expected is not None and self.speaker_options is not None:
+            raise ValueError("give speakers_expected (an exact count) or speaker_options (bounds), not both")
+        return self
 
     def to_params(self, audio_url: str) -> "TranscriptParams":
         return TranscriptParams(audio_url=audio_url, **self.model_dump(exclude_none=True))

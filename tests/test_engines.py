@@ -198,6 +198,31 @@ def test_diarization_finds_two_speakers_matching_the_script(sample_result, scrip
     assert len(sample_result["utterances"]) >= 8  # 11 turns in the script
 
 
+def test_diarization_two_short_turns_are_two_speakers(sample_result, script):
+    """A recording of just two short turns (the first 1.3 s of the agent's shortest sentence, then of
+    the customer's: one speech window each) gives two speakers, each turn's words under one label:
+    too few windows to compare speaker counts by silhouette still means a call's two sides (it used
+    to give one speaker)."""
+    from local_api.engines.diarization import assign_speakers, speech_windows
+    from local_api.engines.pipeline import SAMPLE_RATE, decode_file
+
+    audio = decode_file(SAMPLE_WAV)
+    parts, words, offset = [], [], 0
+    for side in ("agent", "customer"):
+        turn = min((s for s in script if s["speaker"] == side), key=lambda s: s["end_ms"] - s["start_ms"])
+        a = turn["start_ms"] - 100
+        b = min(turn["end_ms"] + 100, a + 1300)
+        parts += [audio[a * SAMPLE_RATE // 1000:b * SAMPLE_RATE // 1000], np.zeros(SAMPLE_RATE // 2, np.float32)]
+        words += [dict(w, start=w["start"] - a + offset, end=w["end"] - a + offset, side=side)
+                  for w in sample_result["words"] if a <= w["start"] and w["end"] <= b]
+        offset += b - a + 500
+    clip = np.concatenate(parts)
+    assert len(speech_windows(clip, words)) == 2  # the case in point: nothing to compare counts on
+    labels = assign_speakers(clip, words)
+    by_side = {side: {lab for lab, w in zip(labels, words) if w["side"] == side} for side in ("agent", "customer")}
+    assert by_side == {"agent": {"A"}, "customer": {"B"}}
+
+
 def test_diarization_rejects_impossible_ranges():
     """speakers_expected out of range is refused before any work (OptionsError, clear message)."""
     from local_api.engines.pipeline import OptionsError, transcribe_file

@@ -105,12 +105,23 @@ def test_questions_asked_counts_sentences_ending_in_question_mark() -> None:
 
 
 def test_words_per_minute_uses_words_else_text() -> None:
-    """WPM = words / talk minutes: A's words come from Utterance.words (3 words in 1.5 s → 120 wpm, not
-    the 1 token of its text); B's from its text (5 words in 2 s → 150 wpm)."""
+    """WPM = words / talk minutes: A's words come from Utterance.words (3 words in 1.4 s of talk →
+    128.6 wpm, not the 1 token of its text); B's from its text (5 words in 2 s → 150 wpm)."""
     words = [Word(text=t, start=i * 500, end=i * 500 + 400, confidence=0.9) for i, t in enumerate(["a", "b", "c"])]
     call = [utt("A", 0, 1500, "abc", words), utt("B", 2000, 4000, "one two three four five")]
     assert word_counts(call) == {"A": 3, "B": 5}
-    assert words_per_minute(call) == pytest.approx({"A": 120.0, "B": 150.0})
+    assert words_per_minute(call) == pytest.approx({"A": 3 / (1400 / 60000), "B": 150.0})
+
+
+def test_talk_time_leaves_out_long_pauses_inside_an_utterance() -> None:
+    """With words, talk time is the words' time plus the pauses under PAUSE_MS between them: A says
+    two words (0.4 s each, 0.1 s apart), types for 3 s, says one more; B's utterance has no words, so
+    its span counts."""
+    words = [Word(text="one", start=0, end=400, confidence=0.9), Word(text="moment", start=500, end=900, confidence=0.9),
+             Word(text="done.", start=3900, end=4300, confidence=0.9)]
+    call = [utt("A", 0, 4300, "one moment done.", words), utt("B", 5000, 6300, "thanks")]
+    assert talk_time_ms(call) == {"A": 400 + 100 + 400 + 400, "B": 1300}
+    assert talk_share(call)["A"] == pytest.approx(1300 / 2600)
 
 
 def test_words_per_minute_zero_talk_time() -> None:

@@ -5,11 +5,15 @@
    ``WINDOW_MS`` (the tail of a region joins the previous window when shorter than ``MIN_WINDOW_MS``).
 2. Each window is described by the mean and standard deviation of 20 MFCCs (librosa), standardised
    over the recording.
-3. KMeans (``random_state=0``, so results are deterministic) with k = ``speakers_expected``, or the k
-   in ``max(2, min)..max`` with the best silhouette score (max defaults to ``DEFAULT_MAX_SPEAKERS``;
-   a larger k must win by ``K_MARGIN``). One speaker only when asked (speakers_expected or
-   max_speakers = 1): silhouette cannot tell one voice from two here (a single voice over noise
-   scored 0.38, two clean voices 0.28-0.33), and a call has two sides.
+3. KMeans (``random_state=0``, so results are deterministic) with k = ``speakers_expected``, or else
+   the count chosen from the audio within ``max(2, min)..max`` (max defaults to
+   ``DEFAULT_MAX_SPEAKERS``): the smallest k (two, a call's two sides, unless a minimum says more)
+   stands unless a larger k has a better silhouette score by ``K_MARGIN`` *and* gives every speaker
+   at least ``MIN_SPEAKER_SHARE`` of the clustered speech time (one voice split in two, e.g. loud and
+   quiet stretches, made a small third "speaker"). With too few windows to compare counts
+   (silhouette needs more windows than clusters) the smallest k is taken. One speaker only when
+   asked (speakers_expected or max_speakers = 1): silhouette cannot tell one voice from two here (a
+   single voice over noise scored 0.38, two clean voices 0.28-0.33), and a call has two sides.
    Only windows that overlap at least one transcribed word are clustered (noise-only windows
    formed a third "speaker" on a noisy call).
 4. A window whose label differs from both neighbours, which share a label and touch it (gap <
@@ -39,6 +43,7 @@ SMOOTH_GAP_MS = 300
 DEFAULT_MAX_SPEAKERS = 6
 MAX_SPEAKERS = 26  # labels A..Z
 K_MARGIN = 0.03  # a larger k must beat the best smaller k's silhouette by this much
+MIN_SPEAKER_SHARE = 0.1  # ... and give each of its speakers this share of the speech time
 N_MFCC = 20
 
 
@@ -146,15 +151,18 @@ def _cluster(x: np.ndarray, durations: np.ndarray, k_fixed: int | None, k_min: i
         if k <= 1:
             return np.zeros(n, dtype=int)
         return KMeans(n_clusters=k, n_init=10, random_state=0).fit(xf).predict(x)
-    best: tuple[float, object] | None = None
-    for k in range(max(2, k_min), min(k_max, nf - 1) + 1):
+    k_low = min(max(2, k_min), nf)
+    best = KMeans(n_clusters=k_low, n_init=10, random_state=0).fit(xf) if k_low > 1 else None
+    if best is None or nf <= k_low:  # silhouette is defined for 2 <= k < windows only
+        return best.predict(x) if best is not None else np.zeros(n, dtype=int)
+    best_score = float(silhouette_score(xf, best.labels_))
+    for k in range(k_low + 1, min(k_max, nf - 1) + 1):
         km = KMeans(n_clusters=k, n_init=10, random_state=0).fit(xf)
         score = float(silhouette_score(xf, km.labels_))
-        if best is None or score > best[0] + K_MARGIN:
-            best = (score, km)
-    if best is None:
-        return np.zeros(n, dtype=int)
-    return best[1].predict(x)
+        share = np.bincount(km.labels_, weights=durations[fit], minlength=k) / durations[fit].sum()
+        if score > best_score + K_MARGIN and share.min() >= MIN_SPEAKER_SHARE:
+            best, best_score = km, score
+    return best.predict(x)
 
 
 def _smooth(windows: list[Window]) -> None:
@@ -176,8 +184,9 @@ def assign_speakers(audio: np.ndarray, words: Sequence[Mapping], speakers_expect
     """One speaker label per word ("A", "B", … in order of first appearance).
 
     ``audio``: 16 kHz mono float32, shape ``(n,)``. ``words``: dicts with integer-ms ``start`` and
-    ``end``, in time order. ``speakers_expected`` fixes k; otherwise k is chosen by silhouette in
-    ``max(2, min_speakers)`` .. ``max_speakers`` (default 6). Deterministic. Raises ValueError
+    ``end``, in time order. ``speakers_expected`` fixes k; otherwise k is ``max(2, min_speakers)``
+    unless the audio supports more, up to ``max_speakers`` (default 6; the rule is in the module
+    doc, step 3). Deterministic. Raises ValueError
     for an impossible range (e.g. min > max, values < 1 or > 26).
     """
     if not words:
