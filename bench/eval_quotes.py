@@ -43,8 +43,9 @@ from callflows.models import Utterance  # noqa: E402
 from callflows.quotes import check_quote, speakers_for  # noqa: E402
 from callflows.scorecard import DEFAULT_ROLES  # noqa: E402
 from callflows.sentiment import DEFAULT_QUESTIONS, ROLES, quote_side, wants_quote  # noqa: E402
-from eval_scorecard import role_at  # noqa: E402
-from eval_stt import eval_parser, harper_valley_channels, harper_valley_root, start_server, write_wav  # noqa: E402
+from eval_stt import (  # noqa: E402
+    eval_parser, harper_valley_channels, harper_valley_root, role_at, start_server, write_wav,
+)
 
 CLASSES = ("verified", "misattributed", "not_found", "no quote")
 # Runs in a child process from the code under test (its folder first on sys.path): both flows on each

@@ -29,15 +29,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from callflows.client import AssemblyAIClient  # noqa: E402
-from callflows.metrics import talk_share  # noqa: E402
 from callflows.models import Transcript, TranscriptionOptions  # noqa: E402
 from callflows.settings import Settings  # noqa: E402
 from eval_stt import (  # noqa: E402
-    eval_parser, harper_valley_channels, harper_valley_root, start_server, transcribe, write_wav,
+    eval_parser, harper_valley_channels, harper_valley_root, score_speakers, start_server, transcribe, write_wav,
 )
-
-ROLES = ("agent", "caller")
-
 
 def load_calls(root: Path, tmp: Path) -> list[dict]:
     calls = []
@@ -54,36 +50,10 @@ def load_calls(root: Path, tmp: Path) -> list[dict]:
     return calls
 
 
-def true_agent_share(segments) -> float:
-    time_by_role = {r: 0 for r in ROLES}
-    for role, start, end in segments:
-        time_by_role[role] += end - start
-    return time_by_role["agent"] / max(1, sum(time_by_role.values()))
-
-
-def role_at(segments, ms: int) -> str | None:
-    roles = {role for role, start, end in segments if start <= ms < end}
-    return roles.pop() if len(roles) == 1 else None
-
-
 def score(transcript: Transcript, segments) -> dict:
-    """Oracle-map each speaker label to agent/caller by word overlap, then score words and talk share."""
-    votes: dict[str, dict[str, int]] = {}
-    judged = []
-    for w in transcript.words or []:
-        role = role_at(segments, (w.start + w.end) // 2)
-        if role is None or w.speaker is None:
-            continue
-        votes.setdefault(w.speaker, {r: 0 for r in ROLES})[role] += 1
-        judged.append((w.speaker, role))
-    mapping = {label: max(v, key=v.get) for label, v in votes.items()}
-    correct = sum(mapping[label] == role for label, role in judged)
-    shares = talk_share(transcript.utterances or [])
-    agent_share = sum(share for label, share in shares.items() if mapping.get(label) == "agent")
-    truth = true_agent_share(segments)
-    return {"speakers_found": len(shares), "diarization_accuracy": round(correct / max(1, len(judged)), 4),
-            "agent_share": round(agent_share, 4), "true_agent_share": round(truth, 4),
-            "talk_share_error_pp": round(abs(agent_share - truth) * 100, 2)}
+    """:func:`eval_stt.score_speakers`, with the agent's talk share error as ``talk_share_error_pp``."""
+    out = score_speakers(transcript, segments)
+    return dict(out, talk_share_error_pp=out["share_error_pp"]["agent"])
 
 
 def scorecard_timings(audio: Path, results: Path) -> dict:
@@ -141,16 +111,16 @@ def main() -> int:
                     os.environ["ASSEMBLYAI_BASE_URL"] = os.environ["ASSEMBLYAI_LLM_GATEWAY_BASE_URL"] = url
                     row["scorecard"] = scorecard_timings(call["mono"], tmp / "results")
                 rows.append(row)
-                print(f"{call['sid']}: true agent share {mono['true_agent_share']:.0%} | mono: "
-                      f"{mono['speakers_found']} spk, accuracy {mono['diarization_accuracy']:.1%}, share error "
-                      f"{mono['talk_share_error_pp']:.1f} pp | stereo: accuracy {stereo['diarization_accuracy']:.1%}, "
+                print(f"{call['sid']}: mono: "
+                      f"{mono['speakers']} spk, accuracy {mono['accuracy']:.1%}, share error "
+                      f"{mono['talk_share_error_pp']:.1f} pp | stereo: accuracy {stereo['accuracy']:.1%}, "
                       f"share error {stereo['talk_share_error_pp']:.1f} pp"
                       + (f" | scorecard {row['scorecard']}" if args.scorecard else ""), flush=True)
         finally:
             proc.terminate()
             proc.wait()
     for mode in ("mono", "stereo_multichannel"):
-        acc = np.mean([r[mode]["diarization_accuracy"] for r in rows])
+        acc = np.mean([r[mode]["accuracy"] for r in rows])
         err = np.mean([r[mode]["talk_share_error_pp"] for r in rows])
         print(f"overall {mode}: {len(rows)} calls, mean diarization accuracy {acc:.1%}, "
               f"mean talk share error {err:.1f} pp (max {max(r[mode]['talk_share_error_pp'] for r in rows):.1f})")

@@ -175,6 +175,12 @@ def harper_valley_root(evaldata: Path) -> Path | None:
     return None
 
 
+def role_at(segments, ms: int) -> str | None:
+    """The role of the turns ``[(role, start_ms, end_ms)]`` under ``ms``: None under none or two roles."""
+    roles = {role for role, start, end in segments if start <= ms < end}
+    return roles.pop() if len(roles) == 1 else None
+
+
 def score_speakers(transcript: Transcript, segments) -> dict:
     """Speakers against human turns ``[(role, start_ms, end_ms)]``.
 
@@ -191,11 +197,9 @@ def score_speakers(transcript: Transcript, segments) -> dict:
     votes: dict[str, dict[str, int]] = {}
     judged = []
     for w in transcript.words or ():
-        mid = (w.start + w.end) // 2
-        under = {r for r, a, b in segments if a <= mid < b}
-        if len(under) != 1 or w.speaker is None:
+        role = role_at(segments, (w.start + w.end) // 2)
+        if role is None or w.speaker is None:
             continue
-        role = under.pop()
         votes.setdefault(w.speaker, dict.fromkeys(roles, 0))[role] += 1
         judged.append((w.speaker, role))
     mapping = {label: max(v, key=v.get) for label, v in votes.items()}

@@ -144,3 +144,19 @@ def test_upload_streams_the_file_with_a_content_length(tmp_path, sample_call):
     assert length == sample_call.stat().st_size
     lowered = {k.lower(): v for k, v in headers.items()}
     assert lowered["content-length"] == str(length) and lowered["authorization"] == "k-123"
+
+
+def test_speaker_options_are_sent_as_assemblyai_names_and_checked_first():
+    """speaker_options goes out as AssemblyAI's object; bounds out of order, or given together with
+    speakers_expected (AssemblyAI takes one or the other), fail before any request."""
+    from pydantic import ValidationError
+
+    options = TranscriptionOptions(speaker_labels=True,
+                                   speaker_options={"min_speakers_expected": 2, "max_speakers_expected": 4})
+    body = options.to_params("https://example.invalid/a.wav").model_dump(exclude_none=True)
+    assert body["speaker_options"] == {"min_speakers_expected": 2, "max_speakers_expected": 4}
+    assert "speakers_expected" not in body
+    with pytest.raises(ValidationError, match="greater than max_speakers_expected"):
+        TranscriptionOptions(speaker_options={"min_speakers_expected": 3, "max_speakers_expected": 2})
+    with pytest.raises(ValidationError, match="not both"):
+        TranscriptionOptions(speakers_expected=2, speaker_options={"max_speakers_expected": 3})

@@ -1,21 +1,21 @@
-"""Speaker labels without torch: webrtcvad speech windows → MFCC statistics → KMeans.
+"""Speaker labels without torch: webrtcvad speech windows → MFCC statistics → spectral clustering.
 
 1. webrtcvad (aggressiveness 2, 30 ms frames) marks speech; speech runs separated by less than
    ``MERGE_GAP_MS`` are merged into regions, and regions are cut into windows of at most
    ``WINDOW_MS`` (the tail of a region joins the previous window when shorter than ``MIN_WINDOW_MS``).
 2. Each window is described by the mean and standard deviation of 20 MFCCs (librosa), standardised
    over the recording.
-3. KMeans (``random_state=0``, so results are deterministic) with k = ``speakers_expected``, or else
-   the count chosen from the audio within ``max(2, min)..max`` (max defaults to
-   ``DEFAULT_MAX_SPEAKERS``): the smallest k (two, a call's two sides, unless a minimum says more)
-   stands unless a larger k has a better silhouette score by ``K_MARGIN`` *and* gives every speaker
-   at least ``MIN_SPEAKER_SHARE`` of the clustered speech time (one voice split in two, e.g. loud and
-   quiet stretches, made a small third "speaker"). With too few windows to compare counts
-   (silhouette needs more windows than clusters) the smallest k is taken. One speaker only when
-   asked (speakers_expected or max_speakers = 1): silhouette cannot tell one voice from two here (a
-   single voice over noise scored 0.38, two clean voices 0.28-0.33), and a call has two sides.
-   Only windows that overlap at least one transcribed word are clustered (noise-only windows
-   formed a third "speaker" on a noisy call).
+3. Spectral clustering (``random_state=0``, so results are deterministic; see :func:`_spectral`)
+   into k = ``speakers_expected`` speakers, or else the count chosen from the audio within
+   ``max(2, min)..max`` (max defaults to ``DEFAULT_MAX_SPEAKERS``): the smallest k (two, a call's two
+   sides, unless a minimum says more) stands unless a larger k has a better silhouette score by
+   ``K_MARGIN`` *and* gives every speaker at least ``MIN_SPEAKER_SHARE`` of the clustered speech
+   time (a smaller "speaker" is more likely a piece of one voice than a third party on a call). With
+   too few windows to compare counts (silhouette needs more windows than clusters) the smallest k
+   is taken. One speaker only when asked (speakers_expected or max_speakers = 1): silhouette cannot
+   tell one voice from two here (a single voice over noise scored 0.38, two clean voices
+   0.28-0.33), and a call has two sides. Only windows that overlap at least one transcribed word
+   are clustered (noise-only windows formed a third "speaker" on a noisy call).
 4. A window whose label differs from both neighbours, which share a label and touch it (gap <
    ``SMOOTH_GAP_MS``), takes the neighbours' label (removes one-window flips).
 5. Each word takes the label of the window under its midpoint (the nearest window if none), and
@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import string
+import warnings
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -36,7 +37,6 @@ FRAME_MS = 30
 VAD_AGGRESSIVENESS = 2
 MERGE_GAP_MS = 150
 CUT_GAP_MS = 200
-MIN_FIT_MS = 700
 WINDOW_MS = 1500
 MIN_WINDOW_MS = 500
 SMOOTH_GAP_MS = 300
@@ -44,6 +44,7 @@ DEFAULT_MAX_SPEAKERS = 6
 MAX_SPEAKERS = 26  # labels A..Z
 K_MARGIN = 0.03  # a larger k must beat the best smaller k's silhouette by this much
 MIN_SPEAKER_SHARE = 0.1  # ... and give each of its speakers this share of the speech time
+NEIGHBOUR_SHARE = 0.25  # each window's neighbours in the spectral clustering graph, share of all windows
 N_MFCC = 20
 
 
@@ -133,36 +134,44 @@ def _features(audio: np.ndarray, windows: Sequence[Window]) -> np.ndarray:
     return (x - x.mean(axis=0)) / sd
 
 
+def _spectral(x: np.ndarray, k: int) -> np.ndarray:
+    """Spectral clustering of the rows of ``x`` into ``k`` labels (Ng, Jordan & Weiss 2001, as
+    scikit-learn runs it) on a k-nearest-neighbour graph, each window linked to ``NEIGHBOUR_SHARE`` of
+    the others. On the six Harper Valley calls (mono mix) it labelled 91 % of the words right where
+    KMeans on the same statistics labelled 81 % (bench/eval_stt.py's accuracy)."""
+    from sklearn.cluster import SpectralClustering
+
+    n = len(x)
+    if n <= k:  # each window its own label
+        return np.arange(n)
+    neighbours = min(n - 1, max(3, round(n * NEIGHBOUR_SHARE)))
+    with warnings.catch_warnings():  # a graph in several pieces is fine: the pieces are the speakers
+        warnings.simplefilter("ignore", UserWarning)
+        return SpectralClustering(n_clusters=k, affinity="nearest_neighbors", n_neighbors=neighbours,
+                                  random_state=0).fit_predict(x)
+
+
 def _cluster(x: np.ndarray, durations: np.ndarray, k_fixed: int | None, k_min: int,
              k_max: int) -> np.ndarray:
-    """Cluster labels per window (rows of ``x``). KMeans is fitted on the windows of at least
-    MIN_FIT_MS (short windows have noisy statistics) and the short ones take the nearest centre."""
-    from sklearn.cluster import KMeans
+    """Cluster labels per window (rows of ``x``; ``durations`` in ms): ``k_fixed`` speakers, or the
+    count the module doc's step 3 chooses."""
     from sklearn.metrics import silhouette_score
 
     n = len(x)
-    fit = durations >= MIN_FIT_MS
-    if fit.sum() < max(4, n // 3):  # too few long windows: use them all
-        fit = np.ones(n, dtype=bool)
-    xf = x[fit]
-    nf = len(xf)
     if k_fixed is not None:
-        k = min(k_fixed, nf)
-        if k <= 1:
-            return np.zeros(n, dtype=int)
-        return KMeans(n_clusters=k, n_init=10, random_state=0).fit(xf).predict(x)
-    k_low = min(max(2, k_min), nf)
-    best = KMeans(n_clusters=k_low, n_init=10, random_state=0).fit(xf) if k_low > 1 else None
-    if best is None or nf <= k_low:  # silhouette is defined for 2 <= k < windows only
-        return best.predict(x) if best is not None else np.zeros(n, dtype=int)
-    best_score = float(silhouette_score(xf, best.labels_))
-    for k in range(k_low + 1, min(k_max, nf - 1) + 1):
-        km = KMeans(n_clusters=k, n_init=10, random_state=0).fit(xf)
-        score = float(silhouette_score(xf, km.labels_))
-        share = np.bincount(km.labels_, weights=durations[fit], minlength=k) / durations[fit].sum()
+        return _spectral(x, k_fixed) if k_fixed > 1 else np.zeros(n, dtype=int)
+    k_low = max(2, k_min)
+    best = _spectral(x, k_low)
+    if n <= k_low:  # silhouette is defined for 2 <= k < windows only
+        return best
+    best_score = float(silhouette_score(x, best))
+    for k in range(k_low + 1, min(k_max, n - 1) + 1):
+        labels = _spectral(x, k)
+        score = float(silhouette_score(x, labels))
+        share = np.bincount(labels, weights=durations, minlength=k) / durations.sum()
         if score > best_score + K_MARGIN and share.min() >= MIN_SPEAKER_SHARE:
-            best, best_score = km, score
-    return best.predict(x)
+            best, best_score = labels, score
+    return best
 
 
 def _smooth(windows: list[Window]) -> None:
