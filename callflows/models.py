@@ -128,6 +128,20 @@ class SpeakerOptions(APIModel):
         return self
 
 
+# AssemblyAI's PII policy names (the official SDK's PIIRedactionPolicy, assemblyai 1.8.2).
+PII_POLICIES = frozenset((
+    "account_number banking_information blood_type credit_card_cvv credit_card_expiration "
+    "credit_card_number date date_interval date_of_birth drivers_license drug duration email_address "
+    "event filename gender gender_sexuality healthcare_number injury ip_address language location "
+    "location_address location_address_street location_city location_coordinate location_country "
+    "location_state location_zip marital_status medical_condition medical_process money_amount "
+    "nationality number_sequence occupation organization organization_medical_facility passport_number "
+    "password person_age person_name phone_number physical_attribute political_affiliation religion "
+    "sexuality statistics time url us_social_security_number username vehicle_id zodiac_sign "
+    "corporate_action day effect financial_metric medical_code month organization_id product project "
+    "trend year").split())
+
+
 class TranscriptionOptions(APIModel):
     """Transcription options of ``POST /v2/transcript`` (everything but ``audio_url``).
 
@@ -145,11 +159,23 @@ class TranscriptionOptions(APIModel):
     speaker_options: SpeakerOptions | None = None
     sentiment_analysis: bool = False
     multichannel: bool | None = None
+    # PII redaction of the transcript's text (AssemblyAI's names); unset, nothing is sent.
+    redact_pii: bool | None = None
+    redact_pii_policies: list[str] | None = None
+    redact_pii_sub: Literal["hash", "entity_name"] | None = None
 
     @model_validator(mode="after")
-    def _one_speaker_count(self) -> "TranscriptionOptions":
+    def _consistent(self) -> "TranscriptionOptions":
         if self.speakers_expected is not None and self.speaker_options is not None:
             raise ValueError("give speakers_expected (an exact count) or speaker_options (bounds), not both")
+        if self.redact_pii:
+            if not self.redact_pii_policies:
+                raise ValueError("redact_pii needs redact_pii_policies: at least one of AssemblyAI's PII "
+                                 "policies, e.g. credit_card_number, phone_number, email_address")
+            unknown = [p for p in self.redact_pii_policies if p not in PII_POLICIES]
+            if unknown:
+                raise ValueError(f"redact_pii_policies {unknown} are not AssemblyAI PII policies; "
+                                 f"known: {', '.join(sorted(PII_POLICIES))}")
         return self
 
     def to_params(self, audio_url: str) -> "TranscriptParams":

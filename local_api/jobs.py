@@ -285,6 +285,8 @@ class JobRunner:
             punctuate=t.get("punctuate") is not False,
             format_text=t.get("format_text") is not False,
             multichannel=bool(t.get("multichannel")),
+            redact_pii_policies=t.get("redact_pii_policies") if t.get("redact_pii") else None,
+            redact_pii_sub=t.get("redact_pii_sub") or "hash",
         )
 
     # ------------------------------------------------------------------ webhooks

@@ -57,11 +57,10 @@ _BOOLS = ("punctuate", "format_text", "speaker_labels", "sentiment_analysis", "l
           "auto_highlights", "redact_pii", "redact_pii_audio", "content_safety", "iab_categories",
           "auto_chapters", "summarization", "custom_topics", "entity_detection")
 # Features the offline engines do not have: asking for them is a 400, not a silently empty result.
-UNSUPPORTED_FEATURES = ("auto_highlights", "redact_pii",
-                        "redact_pii_audio", "content_safety", "iab_categories", "auto_chapters",
+UNSUPPORTED_FEATURES = ("auto_highlights", "redact_pii_audio", "content_safety", "iab_categories", "auto_chapters",
                         "summarization", "custom_topics", "entity_detection")
 _UNSUPPORTED_VALUES = ("audio_start_from", "audio_end_at", "custom_spelling", "speech_understanding")
-_STRING_LISTS = ("speech_models", "keyterms_prompt", "word_boost", "topics")
+_STRING_LISTS = ("speech_models", "keyterms_prompt", "word_boost", "topics", "redact_pii_policies")
 _STRINGS = ("language_code", "webhook_url", "webhook_auth_header_name", "webhook_auth_header_value",
             "prompt", "boost_param", "summary_type", "summary_model", "redact_pii_sub",
             "redact_pii_audio_quality", "speech_model")
@@ -142,10 +141,13 @@ def validate_params(body: Any) -> dict:
         if params.get(key):
             raise ParamError(f"{key} is not supported by the local AssemblyAI-compatible server "
                              "(offline engines: transcription, speaker labels, multichannel, "
-                             "sentiment analysis)")
+                             "sentiment analysis, PII redaction of the text)")
     for key in _UNSUPPORTED_VALUES:
         if body.get(key) not in (None, [], {}):
             raise ParamError(f"{key} is not supported by the local AssemblyAI-compatible server")
+
+    if params.get("redact_pii"):
+        _check_redaction(params)
 
     # speakers
     se = body.get("speakers_expected")
@@ -180,6 +182,22 @@ def validate_params(body: Any) -> dict:
     if name is not None and "webhook_url" not in params:
         raise ParamError("webhook_auth_header_name requires webhook_url")
     return params
+
+
+def _check_redaction(params: dict) -> None:
+    """``redact_pii``: at least one policy, each one the offline rules find (local_api/engines/pii.py),
+    and ``redact_pii_sub`` hash (the default) or entity_name."""
+    from local_api.engines.pii import SUBSTITUTIONS, SUPPORTED_POLICIES, unsupported_policies
+
+    policies = params.get("redact_pii_policies")
+    if not policies:
+        raise ParamError("redact_pii_policies must list at least one PII policy when redact_pii is true")
+    bad = unsupported_policies(policies)
+    if bad:
+        raise ParamError(f"redact_pii_policies {', '.join(bad)}: not supported by the local AssemblyAI-"
+                         f"compatible server, which redacts offline only {', '.join(sorted(SUPPORTED_POLICIES))}")
+    if params.get("redact_pii_sub", "hash") not in SUBSTITUTIONS:
+        raise ParamError(f"redact_pii_sub must be one of {', '.join(SUBSTITUTIONS)}")
 
 
 def new_transcript(transcript_id: str, params: dict) -> dict:

@@ -46,7 +46,7 @@ def test_upload_create_poll_gives_words_utterances_and_sentiment(completed):
     assert words[-1].end > 60_000  # the sample is 70 s long: times are in ms
     assert {u.speaker for u in transcript.utterances} == {"A", "B"}
     assert {s.sentiment for s in transcript.sentiment_analysis_results} <= {"POSITIVE", "NEUTRAL", "NEGATIVE"}
-    assert all(word in transcript.text.lower() for word in ("maria", "bill", "refund", "goodbye"))
+    assert all(word in transcript.text.lower() for word in ("maria", "bill", "refund", "wonderful day"))
     assert 65 <= transcript.audio_duration <= 75
 
 
@@ -160,3 +160,20 @@ def test_speaker_options_are_sent_as_assemblyai_names_and_checked_first():
         TranscriptionOptions(speaker_options={"min_speakers_expected": 3, "max_speakers_expected": 2})
     with pytest.raises(ValidationError, match="not both"):
         TranscriptionOptions(speakers_expected=2, speaker_options={"max_speakers_expected": 3})
+
+
+def test_pii_redaction_options_are_checked_before_any_request():
+    """redact_pii goes out with AssemblyAI's policy names and substitution; without a policy, or with a
+    name that is not one of AssemblyAI's, it fails before any request, naming the input."""
+    from pydantic import ValidationError
+
+    options = TranscriptionOptions(redact_pii=True, redact_pii_policies=["credit_card_number", "phone_number"],
+                                   redact_pii_sub="entity_name")
+    body = options.to_params("https://example.invalid/a.wav").model_dump(exclude_none=True)
+    assert (body["redact_pii"], body["redact_pii_policies"], body["redact_pii_sub"]) == (
+        True, ["credit_card_number", "phone_number"], "entity_name")
+    assert "redact_pii" not in TranscriptionOptions().model_dump(exclude_none=True)  # unset: nothing sent
+    with pytest.raises(ValidationError, match="needs redact_pii_policies"):
+        TranscriptionOptions(redact_pii=True)
+    with pytest.raises(ValidationError, match=r"\['card_number'\] are not AssemblyAI PII policies"):
+        TranscriptionOptions(redact_pii=True, redact_pii_policies=["card_number"])

@@ -205,7 +205,8 @@ def transcribe_file(path: Path, *, speech_model: str, language_code: str | None 
                     speaker_labels: bool = False, speakers_expected: int | None = None,
                     speaker_options: dict | None = None, sentiment_analysis: bool = False,
                     punctuate: bool = True, format_text: bool = True,
-                    multichannel: bool = False) -> dict[str, Any]:
+                    multichannel: bool = False, redact_pii_policies: Sequence[str] | None = None,
+                    redact_pii_sub: str = "hash") -> dict[str, Any]:
     """Transcribe one audio/video file with the offline engines.
 
     Returns exactly AssemblyAI's result fields:
@@ -230,6 +231,11 @@ def transcribe_file(path: Path, *, speech_model: str, language_code: str | None 
     speaker_options apply per channel, as in AssemblyAI; without them each channel is one speaker,
     "1A", "2A"). A digitally silent channel is not transcribed and
     produces no words. One channel raises OptionsError(MONO_MULTICHANNEL_ERROR).
+
+    ``redact_pii_policies`` (AssemblyAI's ``redact_pii`` with its policies and ``redact_pii_sub``)
+    redacts the words before anything is built from them, so text, utterances, sentences and
+    sentiment results only ever hold the redacted text (rules in :mod:`local_api.engines.pii`);
+    an unsupported policy or substitution raises OptionsError.
 
     Runs on the calling thread and takes roughly audio/15 (tiny.en) to audio/8 (base) on 2 cores,
     plus ~3 s per minute for diarization. Raises AudioError / OptionsError (see module doc),
@@ -286,6 +292,14 @@ def transcribe_file(path: Path, *, speech_model: str, language_code: str | None 
         lang = max(langs, key=lambda x: x[0])[1]  # the language of the channel with most words
     else:
         lang = language_code or "en"
+
+    if redact_pii_policies:
+        from .pii import redact_words
+
+        try:
+            words, _ = redact_words(words, redact_pii_policies, redact_pii_sub)
+        except ValueError as e:
+            raise OptionsError(str(e)) from None
 
     # Sentences are split on the punctuated words (per channel); only the displayed text is stripped.
     sentences = by_channel(words, split_sentences) if sentiment_analysis else []

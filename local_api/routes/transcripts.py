@@ -12,7 +12,9 @@ Behaviour choices (where AssemblyAI's is unknown or impossible offline):
   yet`` (status queued/processing), ``Transcript failed: <error>`` (status error); of a deleted one
   → 400 ``Transcript has been deleted``.
 * DELETE of a queued or processing transcript → 400 (the job would otherwise write it back).
-* features the engines lack (summarization, entity_detection, redact_pii, …) → 400 naming the field.
+* features the engines lack (summarization, entity_detection, redact_pii_audio, …) → 400 naming the
+  field; ``redact_pii`` with a policy the offline rules do not find (local_api/engines/pii.py) → 400
+  naming the policy and the supported ones.
 * ``multichannel: true``: each channel is transcribed on its own; words, utterances and sentiment
   results carry ``channel`` ("1" = left, "2" = right, …), ``speaker`` is the channel ("1", "2") or,
   with ``speaker_labels`` too, ``"<channel><letter>"`` ("1A", "2A"), and ``audio_channels`` is set
