@@ -272,11 +272,15 @@ def test_sentences_split_on_punctuation_pauses_and_speakers():
 
 
 def test_sentences_of_sample_follow_the_script(sample_result, script):
-    """On the sample, the sentence splitter finds about as many sentences as the script has (24)."""
+    """On the sample, every sentence of the script (24) starts within 0.6 s of a sentence the splitter
+    found, and it does not cut much finer: Whisper itself writes some of the script's commas as full
+    stops ("Hello Maria. My name is Tom Becker."), so a few more sentences are expected."""
     from local_api.engines.pipeline import sentences_of
 
-    n = len(sentences_of(sample_result["words"]))
-    assert abs(n - len(script)) <= 5, f"{n} sentences vs {len(script)} in the script"
+    starts = [s["start"] for s in sentences_of(sample_result["words"])]
+    missed = [s["text"] for s in script if not any(abs(start - s["start_ms"]) <= 600 for start in starts)]
+    assert not missed, f"script sentences with no sentence of ours starting there: {missed}"
+    assert len(starts) <= 1.5 * len(script), f"{len(starts)} sentences vs {len(script)} in the script"
 
 
 # ---------------------------------------------------------------------------------- sentiment

@@ -138,7 +138,7 @@ def _spectral(x: np.ndarray, k: int) -> np.ndarray:
     """Spectral clustering of the rows of ``x`` into ``k`` labels (Ng, Jordan & Weiss 2001, as
     scikit-learn runs it) on a k-nearest-neighbour graph, each window linked to ``NEIGHBOUR_SHARE`` of
     the others. On the six Harper Valley calls (mono mix) it labelled 91 % of the words right where
-    KMeans on the same statistics labelled 81 % (bench/eval_stt.py's accuracy)."""
+    KMeans on the same statistics labelled 84 % (bench/eval_stt.py's diarization accuracy)."""
     from sklearn.cluster import SpectralClustering
 
     n = len(x)
