@@ -32,6 +32,9 @@ BEAM_SIZE = int(os.environ.get("CALLFLOWS_STT_BEAM_SIZE", "5"))
 # Speech chunks (Silero VAD, ≤ 30 s) decoded per batch by faster-whisper's BatchedInferencePipeline;
 # batch sizes 1, 4 and 8 gave the same words on the Harper Valley calls (bench/eval_stt.py).
 BATCH_SIZE = 4
+# Speech the batched decode left without words, at least this long, is decoded again on its own.
+MISSED_SPEECH_S = 1.0
+MISSED_SPEECH_PAUSE_MS = 500  # ... in speech segments split at pauses this long
 
 # Held by transcribe_words around the decode: one transcription at a time per process.
 TRANSCRIBE_LOCK = threading.Lock()
@@ -155,15 +158,38 @@ def transcribe_words(audio: np.ndarray, model_name: str, language_code: str | No
         lang = "en"
     model = get_whisper(model_name)
     audio = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
-    words: list[Word] = []
+    beam = beam_size or BEAM_SIZE
     with TRANSCRIBE_LOCK:
-        segments, info = model.transcribe(
-            audio, language=lang, task="transcribe", beam_size=beam_size or BEAM_SIZE,
-            word_timestamps=True, batch_size=BATCH_SIZE,
-        )
+        segments, info = model.transcribe(audio, language=lang, task="transcribe", beam_size=beam,
+                                          word_timestamps=True, batch_size=BATCH_SIZE)
         spaced = (lang or info.language) not in UNSPACED_LANGUAGES
-        for seg in segments:  # generator: decoding happens while iterating
-            words += join_pieces([(w.word, w.start, w.end, w.probability) for w in seg.words or ()], spaced,
-                                 words[-1]["start"] if words else 0)
+        words = _words_of(segments, spaced)  # a generator: decoding happens here
+        for start, end in _missed_speech(audio, words):
+            segments, _ = model.model.transcribe(audio[start:end], language=lang or info.language,
+                                                 task="transcribe", beam_size=beam, word_timestamps=True,
+                                                 vad_filter=False, condition_on_previous_text=False)
+            words += _words_of(segments, spaced, offset_s=start / SAMPLE_RATE)
+    words.sort(key=lambda w: w["start"])
     detected = language_code if language_code else (info.language or "en")
     return words, detected
+
+
+def _words_of(segments, spaced: bool, offset_s: float = 0.0) -> list[Word]:
+    words: list[Word] = []
+    for seg in segments:
+        words += join_pieces([(w.word, w.start + offset_s, w.end + offset_s, w.probability)
+                              for w in seg.words or ()], spaced, words[-1]["start"] if words else 0)
+    return words
+
+
+def _missed_speech(audio: np.ndarray, words: list[Word]) -> list[tuple[int, int]]:
+    """Silero VAD speech segments (split at pauses of MISSED_SPEECH_PAUSE_MS) of at least
+    MISSED_SPEECH_S that no word overlaps, as sample ranges. Decoded without timestamps, Whisper sometimes ends a 30 s chunk early or starts it late:
+    on the sample call's first 30 s, tiny.en gave words for 5.7-18.2 s only."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    spans = [(w["start"] * SAMPLE_RATE // 1000, w["end"] * SAMPLE_RATE // 1000) for w in words]
+    vad = VadOptions(min_silence_duration_ms=MISSED_SPEECH_PAUSE_MS, speech_pad_ms=100)  # about a turn each
+    return [(seg["start"], seg["end"]) for seg in get_speech_timestamps(audio, vad)
+            if seg["end"] - seg["start"] >= MISSED_SPEECH_S * SAMPLE_RATE
+            and not any(a < seg["end"] and b > seg["start"] for a, b in spans)]
