@@ -141,8 +141,9 @@ def transcribe_words(audio: np.ndarray, model_name: str, language_code: str | No
     speech into chunks of at most 30 s, each decoded on its own without the text before it (beam
     ``beam_size``, default BEAM_SIZE). Against the sequential decode with VAD filtering used before,
     which dropped a whole greeting on one call, it lowered the mean WER on the six Harper Valley
-    calls (mono mix, Whisper base) from 21.8 % to 16.9 % and ran at 13.1× real time instead of 8.8×
-    (``bench/eval_stt.py``). Under Whisper's normaliser (18.5 % before, 13.0 % now), the sequential
+    calls (mono mix, Whisper base) from 21.8 % to 17.4 % and ran at 11.0× real time instead of 8.8×,
+    with speech left without words decoded again (:func:`_missed_speech`; ``bench/eval_stt.py``).
+    Under Whisper's normaliser (18.5 % before, 13.9 % now; 13.0 % without the re-decoding), the sequential
     decode with condition_on_previous_text, VAD padding, soxr resampling or temperature 0 gave
     17.2-17.4 %, beam 8 18.8 %, hotwords with the bank's name 13.7 %; in the batched pipeline an
     initial prompt or those hotwords made it worse (14.2-15.3 %), so keyterms are not passed on.
