@@ -149,6 +149,19 @@ def test_transcription_words_have_increasing_ms_times_and_recognisable_text(samp
     assert {"electricity", "bill", "account", "refund"} <= hyp
 
 
+def test_speech_the_batched_decode_skips_is_decoded_again():
+    """The sample's first 30 s with tiny.en: decoded in one 30 s chunk without timestamps, Whisper gave
+    words for 5.7-18.2 s only; the speech it left without words is decoded again, so the words run
+    from the first turn to the last and stay in time order."""
+    from local_api.engines.pipeline import SAMPLE_RATE, decode_file
+    from local_api.engines.stt import transcribe_words
+
+    words, _ = transcribe_words(decode_file(SAMPLE_WAV)[:30 * SAMPLE_RATE], STT)
+    assert words[0]["start"] < 1000 and words[-1]["end"] > 28_000
+    assert all(a["start"] <= b["start"] for a, b in zip(words, words[1:]))
+    assert len(words) >= 60  # the sequential decode gave 87
+
+
 def test_pipeline_returns_assemblyai_fields(sample_result):
     """transcribe_file returns exactly AssemblyAI's result fields with the right types."""
     assert set(sample_result) == {"text", "words", "utterances", "sentiment_analysis_results",

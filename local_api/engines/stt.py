@@ -176,6 +176,7 @@ def transcribe_words(audio: np.ndarray, model_name: str, language_code: str | No
 
 
 def _words_of(segments, spaced: bool, offset_s: float = 0.0) -> list[Word]:
+    """faster-whisper ``Segment``s (times in s, shifted by ``offset_s``) → words (:func:`join_pieces`)."""
     words: list[Word] = []
     for seg in segments:
         words += join_pieces([(w.word, w.start + offset_s, w.end + offset_s, w.probability)
@@ -185,8 +186,9 @@ def _words_of(segments, spaced: bool, offset_s: float = 0.0) -> list[Word]:
 
 def _missed_speech(audio: np.ndarray, words: list[Word]) -> list[tuple[int, int]]:
     """Silero VAD speech segments (split at pauses of MISSED_SPEECH_PAUSE_MS) of at least
-    MISSED_SPEECH_S that no word overlaps, as sample ranges. Decoded without timestamps, Whisper sometimes ends a 30 s chunk early or starts it late:
-    on the sample call's first 30 s, tiny.en gave words for 5.7-18.2 s only."""
+    MISSED_SPEECH_S that no word overlaps, as ``(start, end)`` sample indices. Decoded without
+    timestamps, Whisper sometimes ends a 30 s chunk early or starts it late: on the sample call's
+    first 30 s, tiny.en gave words for 5.7-18.2 s only."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     spans = [(w["start"] * SAMPLE_RATE // 1000, w["end"] * SAMPLE_RATE // 1000) for w in words]
