@@ -22,6 +22,7 @@ CC BY 4.0; AMI ES2004a (CC BY 4.0) and the pyannote sample, as copied by pyannot
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -188,8 +189,8 @@ def score_speakers(transcript: Transcript, segments) -> dict:
     mapping, several labels may map to one role); words under no turn or under turns of two roles are
     not judged. Returns ``speakers`` (labels found), ``accuracy`` (share of judged words whose label
     maps to the role under them) and ``share_error_pp`` per role: |measured − true share of speech
-    time| in percentage points, measured = the role's labels' utterance time (callflows.metrics.talk_share),
-    true = its turns' time.
+    time| in percentage points, measured = the share of the role's labels by callflows.metrics.talk_share
+    of the transcript's utterances, true = its turns' time.
     """
     from callflows.metrics import talk_share
 
@@ -241,12 +242,17 @@ def other_calls(evaldata: Path) -> list[dict]:
     return calls
 
 
+@functools.cache
+def _whisper_normaliser():
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    return EnglishTextNormalizer()
+
+
 def whisper_normalise(text: str) -> str:
     """Whisper's English normaliser (package whisper-normalizer, the rules of the Whisper paper's WER:
     spelled numbers to digits, "9:30" and "nine thirty" alike, contractions and spellings unified)."""
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    return EnglishTextNormalizer()(text)
+    return _whisper_normaliser()(text)
 
 
 def main() -> int:
@@ -271,7 +277,7 @@ def main() -> int:
             rows = []
             for call in calls:
                 t, processing_s = transcribe(client, url, call["audio"], options)
-                audio_s = (t.audio_duration or 0) if call["audio"].suffix != ".wav" else wav_seconds(call["audio"])
+                audio_s = wav_seconds(call["audio"])
                 row = {"set": call["set"], "call": call["name"], "audio_s": round(audio_s, 1),
                        "engines_s": round(processing_s, 2), "speed_x": round(audio_s / processing_s, 1),
                        "wrong_joins": wrong_joins(t.words)}

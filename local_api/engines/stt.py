@@ -191,8 +191,9 @@ def _missed_speech(audio: np.ndarray, words: list[Word]) -> list[tuple[int, int]
     first 30 s, tiny.en gave words for 5.7-18.2 s only."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-    spans = [(w["start"] * SAMPLE_RATE // 1000, w["end"] * SAMPLE_RATE // 1000) for w in words]
+    starts = np.array([w["start"] for w in words], dtype=np.int64) * SAMPLE_RATE // 1000
+    ends = np.array([w["end"] for w in words], dtype=np.int64) * SAMPLE_RATE // 1000
     vad = VadOptions(min_silence_duration_ms=MISSED_SPEECH_PAUSE_MS, speech_pad_ms=100)  # about a turn each
     return [(seg["start"], seg["end"]) for seg in get_speech_timestamps(audio, vad)
             if seg["end"] - seg["start"] >= MISSED_SPEECH_S * SAMPLE_RATE
-            and not any(a < seg["end"] and b > seg["start"] for a, b in spans)]
+            and not np.any((starts < seg["end"]) & (ends > seg["start"]))]
