@@ -1,8 +1,11 @@
-"""Unit tests of the rule-based PII redaction (local_api/engines/pii.py): pure functions, no server."""
+"""Tests of the rule-based PII redaction (local_api/engines/pii.py): pure functions, no server; and one
+run of the offline pipeline (Whisper tiny.en) on the generated PII call, samples/pii_call.wav."""
 from __future__ import annotations
 
 import copy
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -85,6 +88,51 @@ def test_spoken_email_after_cue():
     assert text == "My email is #### ### ##### ## #### ### ###, thanks."
     assert entities == [{"entity_type": "email_address", "start": 3000, "end": 9800}]
     assert redact("Look at this dot com", ALL) == ("Look at this dot com", [])
+
+
+@pytest.mark.parametrize("sentence, redacted", [
+    ("My email is tom.fisher at example.com. Thanks", "My email is ###.###### ## #######.###. Thanks"),
+    ("My email is tom.fisher, at example dot com.", "My email is ###.######, ## ####### ### ###."),
+    ("It's tom.fisher at example.com.", "It's ###.###### ## #######.###."),
+])
+def test_spoken_email_with_written_local_part(sentence, redacted):
+    """'tom.fisher at example.com', as Whisper writes a spoken address: the local part written with its
+    dot, the domain written or spoken; a dotted local part, 'at' and a written domain need no cue."""
+    text, entities = redact(sentence, ["email_address"])
+    assert text == redacted
+    assert [e["entity_type"] for e in entities] == ["email_address"]
+
+
+@pytest.mark.parametrize("sentence, redacted", [
+    ("My email is tomfisheratexample.com. Thanks", "My email is ##################.###. Thanks"),
+    ("My email is tom.fisherat example.com.", "My email is ###.######## #######.###."),
+    ("My email is tom.fisher.atemple.com thanks", "My email is ###.######.#######.### thanks"),
+    ("My email is tom dot fisheratexample.com.", "My email is ### ### ###############.###."),
+])
+def test_email_whose_at_whisper_ran_into_a_word(sentence, redacted):
+    """After an e-mail cue, a host name is an address whose '@' Whisper lost, with the written or
+    spoken local part just before it."""
+    text, entities = redact(sentence, ["email_address"])
+    assert text == redacted
+    assert len(entities) == 1
+
+
+@pytest.mark.parametrize("sentence", ["I work at example.com now.", "Visit example.com today."])
+def test_host_name_without_email_cue_is_not_redacted(sentence):
+    """A web address, or 'at' before one, without an e-mail cue is not an e-mail address."""
+    assert redact(sentence, ALL) == (sentence, [])
+
+
+@pytest.mark.parametrize("sentence, redacted, policy", [
+    ("It is 4242, 4242, 4242, 4242, thanks.", "It is ####, ####, ####, ####, thanks.", "credit_card_number"),
+    ("It is 555, 212, 3456.", "It is ###, ###, ####.", "phone_number"),
+    ("It is 555212, 3456.", "It is ######, ####.", "phone_number"),
+])
+def test_numbers_grouped_with_commas(sentence, redacted, policy):
+    """Spoken digit groups with pauses, as Whisper writes them: the commas do not end the run."""
+    text, entities = redact(sentence, ["credit_card_number", "phone_number"])
+    assert text == redacted
+    assert [e["entity_type"] for e in entities] == [policy]
 
 
 def test_social_security_number():
@@ -246,3 +294,60 @@ def test_pipeline_redacts_before_text_and_sentiment(monkeypatch):
     assert "555" not in dumped and "4111" not in dumped and "1111" not in dumped
     assert result["text"] == "Sure, my number is ###-#### and my card is #### #### #### ####. Thanks!"
     assert "###-####" in result["sentiment_analysis_results"][0]["text"]
+
+
+# samples/pii_call.wav (scripts/make_sample_call.py --call pii) speaks the card 4242 4242 4242 4242,
+# the phone number 555 212 3456 and tom.fisher@example.com; Whisper tiny.en writes them "4242, 4242,
+# 4242, 4242,", "555, 212, 3456." and "tom.fisher at example.com.". These are their pieces.
+PII_CALL = Path(__file__).resolve().parents[1] / "samples" / "pii_call.wav"
+PII_PIECES = {"4242", "555", "212", "3456", "tom", "fisher", "example"}
+SPOKEN_DIGITS = {"zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
+CALL_OPTIONS = dict(speech_model="tiny.en", speaker_labels=True, sentiment_analysis=True)
+
+
+def texts_in(value) -> list[str]:
+    """Every "text" value in a transcript (or part of one), at any depth."""
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in ([v] if k == "text" and isinstance(v, str) else texts_in(v))]
+    if isinstance(value, list):
+        return [t for v in value for t in texts_in(v)]
+    return []
+
+
+def tokens_of(texts) -> set[str]:
+    return {t for text in texts for t in re.findall(r"[a-z0-9]+", text.lower())}
+
+
+@pytest.fixture(scope="module")
+def pii_call_plain():
+    """The PII call transcribed once without redaction (the positive control)."""
+    from local_api.engines.pipeline import transcribe_file
+
+    return transcribe_file(PII_CALL, **CALL_OPTIONS)
+
+
+def test_pii_call_redacted_end_to_end(pii_call_plain):
+    """The real pipeline (tiny.en, diarization, sentiment) on the generated PII call with hash redaction:
+    the card, phone and e-mail pieces that the unredacted transcript has are in none of text, words,
+    utterances, sentences, sentiment results or VTT captions; the rest of the call is still there."""
+    from local_api.engines.pipeline import sentences_of, transcribe_file
+    from local_api.subtitles import to_vtt
+
+    plain_tokens = tokens_of(texts_in(pii_call_plain))
+    assert PII_PIECES <= plain_tokens, f"positive control: {sorted(PII_PIECES - plain_tokens)} not transcribed"
+
+    result = transcribe_file(PII_CALL, redact_pii_policies=["credit_card_number", "phone_number", "email_address"],
+                             redact_pii_sub="hash", **CALL_OPTIONS)
+    captions = [line for line in to_vtt(result["words"]).splitlines() if "-->" not in line]
+    parts = {"text": [result["text"]], "words": texts_in(result["words"]),
+             "utterances": texts_in(result["utterances"]), "sentences": texts_in(sentences_of(result["words"])),
+             "sentiment": texts_in(result["sentiment_analysis_results"]), "captions": captions}
+    for name, texts in parts.items():
+        assert texts, name
+        tokens = tokens_of(texts)
+        assert not tokens & PII_PIECES, (name, sorted(tokens & PII_PIECES))
+        assert not {t for t in tokens if any(c.isdigit() for c in t)}, name  # the call has no other numbers
+        assert not tokens & SPOKEN_DIGITS, name
+    assert "#" in result["text"] and "#" in " ".join(parts["sentiment"])
+    assert {"card", "phone", "email", "payment"} <= tokens_of([result["text"]])  # the rest is still there
+    assert len(result["words"]) == len(pii_call_plain["words"])  # hash keeps every word

@@ -18,8 +18,12 @@ Found here:
 - ``us_social_security_number``: digits grouped 3-2-4 ("123-45-6789"), or 9 digits after
   "social security"/"SSN".
 - ``banking_information``: any other run of 6 or more digits, or one after "account"/"routing"/"bank".
-- ``email_address``: "help@bank.com" (a trailing "." stays outside) and, after "email"/"address",
-  the spoken "help at bank dot com".
+- ``email_address``: "help@bank.com" (a trailing "." stays outside); after "email"/"address", the
+  spoken "help at bank dot com", also with the local part or domain written ("john.smith at
+  bank.com", "john.smith, at bank dot com"), and a host name alone, as Whisper writes an address
+  whose "at" it ran into the words around it ("johnsmithatbank.com", "john.smithat bank.com",
+  "john dot smith.atbank.com"). Without a cue, only a written local part with "." or "_" in it,
+  "at" and a written domain ("john.smith at bank.com").
 - ``date_of_birth``: a date after "date of birth", "born (on)", "birthday", "DOB": "03/04/1985",
   "March 3rd, 1985", "3rd of March 1985". Spoken years ("nineteen eighty five") are not parsed.
 
@@ -47,6 +51,7 @@ _WRITTEN_NUMBER = re.compile(r"\+?\(?\d+\)?(?:[-.]\d+)*")  # 4111, 555-0123, (41
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _DOMAIN = re.compile(r"[\w-]+(?:\.[\w-]+)+")
 _LABEL = re.compile(r"[\w+-]+")
+_LOCAL = re.compile(r"[\w+-]+(?:\.[\w+-]+)*")  # "john", "john.smith": a local part as Whisper writes it
 _TLDS = frozenset({"com", "org", "net", "edu", "gov", "io", "co", "us", "uk", "ca", "de", "info", "biz"})
 _NUMERIC_DATE = re.compile(r"\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})|\d{4}-\d{1,2}-\d{1,2}")
 _DAY = re.compile(r"(?:[1-9]|[12]\d|3[01])(?:st|nd|rd|th)?|0[1-9]")
@@ -226,27 +231,55 @@ def _luhn(digits: str) -> bool:
 
 
 def _email_span(low: list[str], i: int) -> tuple[int, int, str] | None:
-    """A written address at word ``i``, or a spoken one ("john dot smith at bank dot com") whose
-    "at" is word ``i + 1`` and which follows an e-mail cue within 6 words."""
+    """An address starting at or before word ``i``: written ("help@bank.com") at ``i``; spoken
+    ("john dot smith at bank dot com", "john.smith at bank.com") with its "at" at ``i + 1``; or a
+    host name at ``i`` whose "@" Whisper lost ("johnsmithatbank.com"). See the module docstring for
+    which need an e-mail cue within the 6 words before."""
     if _EMAIL.fullmatch(low[i]):
         return i, i + 1, EMAIL
     n = len(low)
-    if not (i + 2 < n and low[i + 1] == "at" and _LABEL.fullmatch(low[i])):
-        return None
-    start = i
-    while start >= 2 and low[start - 1] == "dot" and _LABEL.fullmatch(low[start - 2]):
-        start -= 2
-    if not _EMAIL_CUES & set(low[max(0, start - 6):start]):
-        return None
-    k = i + 2
-    if _DOMAIN.fullmatch(low[k]) and low[k].rsplit(".", 1)[1] in _TLDS:
-        return start, k + 1, EMAIL
+    if i + 2 < n and low[i + 1] == "at" and _LOCAL.fullmatch(low[i]):
+        start = _spoken_start(low, i)
+        end = _domain_end(low, i + 2)
+        if end is None:
+            return None
+        written = end == i + 3 and re.search(r"[._]", low[i]) is not None  # "john.smith at bank.com"
+        return (start, end, EMAIL) if written or _cued(low, start) else None
+    if _is_host(low[i]):  # the "at" ran into a word: "johnsmithatbank.com", "john.smithat bank.com"
+        start = i - 1 if i and "." in low[i - 1] and _LOCAL.fullmatch(low[i - 1]) else i
+        start = _spoken_start(low, start)
+        return (start, i + 1, EMAIL) if _cued(low, start) else None
+    return None
+
+
+def _spoken_start(low: list[str], i: int) -> int:
+    """The first word of a local part ending at word ``i``, spoken with "dot"s ("john dot smith")."""
+    while i >= 2 and low[i - 1] == "dot" and _LABEL.fullmatch(low[i - 2]):
+        i -= 2
+    return i
+
+
+def _cued(low: list[str], start: int) -> bool:
+    """Whether an e-mail cue is among the 6 words before word ``start``."""
+    return bool(_EMAIL_CUES & set(low[max(0, start - 6):start]))
+
+
+def _is_host(word: str) -> bool:
+    """A written host name with a known top-level domain: "bank.com", "www.bank.co.uk"."""
+    return bool(_DOMAIN.fullmatch(word)) and word.rsplit(".", 1)[1] in _TLDS
+
+
+def _domain_end(low: list[str], k: int) -> int | None:
+    """End (exclusive) of a domain starting at word ``k``, written ("bank.com") or spoken
+    ("bank dot com"); None when there is none."""
+    if _is_host(low[k]):
+        return k + 1
     end = None
-    while _LABEL.fullmatch(low[k]) and k + 2 < n and low[k + 1] == "dot" and _LABEL.fullmatch(low[k + 2]):
+    while _LABEL.fullmatch(low[k]) and k + 2 < len(low) and low[k + 1] == "dot" and _LABEL.fullmatch(low[k + 2]):
         k += 2
         if low[k] in _TLDS:
             end = k + 1
-    return (start, end, EMAIL) if end else None
+    return end
 
 
 def _dob_span(low: list[str], i: int) -> tuple[int, int, str] | None:
