@@ -238,11 +238,12 @@ def wav_channels(source: AudioSource) -> int | None:
     return source.channels if source.kind == "file" else None
 
 
-def call_options(source: AudioSource, multichannel: bool | None,
-                 speakers_expected: int | None) -> TranscriptionOptions:
+def call_options(source: AudioSource, multichannel: bool | None, speakers_expected: int | None,
+                 redaction: dict | None = None) -> TranscriptionOptions:
     """Transcription options shared by the analyses, so they reuse one cached transcript:
     ``multichannel`` (one speaker per channel) for stereo WAV input unless ``multichannel=False``,
-    otherwise ``speaker_labels`` (with ``speakers_expected``); ``sentiment_analysis`` always.
+    otherwise ``speaker_labels`` (with ``speakers_expected``); ``sentiment_analysis`` always; the PII
+    redaction options ``redaction`` (``flows.parameters.redaction``) when given.
 
     Raises ``InputError`` (before any request) for ``multichannel=True`` on a mono WAV file.
     """
@@ -253,5 +254,6 @@ def call_options(source: AudioSource, multichannel: bool | None,
         raise InputError(f"multichannel is on but {source.value!r} is mono (1 channel): pass a stereo recording with "
                          f"one speaker per channel, or set multichannel to auto or off to use speaker labels")
     if multichannel:
-        return TranscriptionOptions(multichannel=True, sentiment_analysis=True)
-    return TranscriptionOptions(speaker_labels=True, sentiment_analysis=True, speakers_expected=speakers_expected)
+        return TranscriptionOptions(multichannel=True, sentiment_analysis=True, **(redaction or {}))
+    return TranscriptionOptions(speaker_labels=True, sentiment_analysis=True, speakers_expected=speakers_expected,
+                                **(redaction or {}))

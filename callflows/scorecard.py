@@ -23,6 +23,7 @@ from callflows.markdown import cell
 from callflows.metrics import ConversationMetrics, conversation_metrics
 from callflows.models import Transcript, Utterance
 from callflows.provenance import Provenance
+from callflows.usage import Usage
 from callflows.quotes import (QUOTE_MARKS_NOTE, QuoteCheck, QuoteFrom, Quoted, check_quote, quote_problem, repeats,
                               restates, role_for, side_named_in, speakers_for)
 
@@ -95,6 +96,8 @@ class Scorecard(BaseModel):
                                                                   "its one retry (repeats were dropped)")
     prompt_template: str
     llm: LLMUsage
+    usage: Usage | None = Field(None, description="set by the standalone flow: audio, LLM tokens and estimated "
+                                                "cost of its run (analyze-call keeps it in analysis.json)")
     provenance: Provenance | None = Field(None, description="what produced it (callflows.provenance)")
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 

@@ -28,6 +28,7 @@ from callflows.captions import EXAMPLE_CAPTIONS, Caption, block_context
 from callflows.errors import CallflowsError, InputError
 from callflows.llm import LLMUsage
 from callflows.provenance import Provenance
+from callflows.usage import Usage
 
 OTHER = "Other"
 DEFAULT_PHASES: list[str] = ["Introduction", "Complaint", "Resolution", "Goodbye"]  # the guide's four
@@ -342,6 +343,8 @@ class PhaseTimeline(BaseModel):
     chars_per_caption: int | None = None
     prompt_template: str = ""
     llm: LLMUsage | None = None
+    usage: Usage | None = Field(None, description="set by the standalone flow: audio, LLM tokens and estimated "
+                                                "cost of its run (analyze-call keeps it in analysis.json)")
     provenance: Provenance | None = Field(None, description="what produced it (callflows.provenance)")
     timings_s: dict[str, float] = Field(default_factory=dict, description="wall time per step, s")
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))

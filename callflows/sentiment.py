@@ -26,6 +26,7 @@ from callflows.llm import LLMUsage
 from callflows.markdown import cell
 from callflows.models import Sentiment, Transcript, Utterance
 from callflows.provenance import Provenance
+from callflows.usage import Usage
 from callflows.quotes import (QUOTE_MARKS_NOTE, QuoteFrom, Quoted, check_quote, quote_problem, restates,
                               role_for, side_named_in, speakers_for)
 
@@ -128,6 +129,8 @@ class SentimentReport(BaseModel):
                                                                   "its one retry")
     prompt_template: str
     llm: LLMUsage
+    usage: Usage | None = Field(None, description="set by the standalone flow: audio, LLM tokens and estimated "
+                                                "cost of its run (analyze-call keeps it in analysis.json)")
     provenance: Provenance | None = Field(None, description="what produced it (callflows.provenance)")
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 

@@ -29,8 +29,9 @@ from callflows.segmentation import DEFAULT_PHASES, PhaseTimeline, check_phase_na
 from callflows.segmentation import example_context as segmentation_example_context
 from callflows.sentiment import DEFAULT_QUESTIONS, Question, SentimentReport, check_questions
 from callflows.sentiment import example_context as sentiment_example_context
-from flows.parameters import (MaxTokens, Multichannel, PollTimeout, SpeakersExpected, check_max_tokens,
-                              multichannel_choice, optional)
+from callflows.usage import Usage, estimate, load_prices, transcription_usage
+from flows.parameters import (DEFAULT_PII_POLICIES, MaxTokens, Multichannel, PollTimeout, RedactPiiSub,
+                              SpeakersExpected, check_max_tokens, multichannel_choice, optional, redaction)
 from flows.transcribe import fetch_captions, transcribe
 from tasks.analyses import analyze_sentiment, score_call, segment_call
 from tasks.common import RESULT_STORAGE
@@ -63,6 +64,7 @@ class CallAnalysis(BaseModel):
                                    description="analysis name (sentiment, scorecard, segmentation) → one-line error")
     files: dict[str, str] = Field(default_factory=dict, description="analysis name → result file it wrote")
     timings_s: dict[str, float] = Field(default_factory=dict, description="wall time per step, s")
+    usage: Usage | None = Field(None, description="audio transcribed, LLM tokens and estimated cost of this run")
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 
     @property
@@ -81,6 +83,9 @@ class CallAnalysis(BaseModel):
                 out.append(f"| {title} | **failed** | – | {cell(self.errors[name])} |")
             else:
                 out.append(f"| {title} | ok | `{self.files.get(name, '?')}` | {cell(self._headline(name))} |")
+        if self.usage:
+            out += ["", f"Usage: {self.usage.summary()} (an estimate at the prices of "
+                        f"{self.usage.cost.prices_as_of})."]
         out += ["", "The full reports are this run's artifacts `call-sentiment`, `sales-scorecard` and "
                     "`call-segmentation`."]
         return "\n".join(out) + "\n"
@@ -138,6 +143,9 @@ def analyze_call(
     max_tokens: MaxTokens = 0,
     speakers_expected: SpeakersExpected = 0,
     multichannel: Multichannel = "auto",
+    redact_pii: bool = False,
+    redact_pii_policies: list[str] = DEFAULT_PII_POLICIES,
+    redact_pii_sub: RedactPiiSub = "hash",
     poll_timeout_s: PollTimeout = 3600.0,
 ) -> CallAnalysis:
     """Run the call sentiment, sales scorecard and call segmentation analyses on one recording,
@@ -165,15 +173,22 @@ def analyze_call(
             answer the answer's schema permits.
         speakers_expected: Exact number of speakers, only if certain; 0 lets the speech model decide.
         multichannel: One speaker per audio channel: auto turns it on for stereo WAV files.
+        redact_pii: Redact personal data in the transcript (AssemblyAI's PII redaction): every analysis, file,
+            artifact and prompt then sees only the redacted text.
+        redact_pii_policies: What to redact: AssemblyAI's policy names (the local server supports the
+            default six).
+        redact_pii_sub: Replace redacted text with # marks (hash) or the policy's name (entity_name).
         poll_timeout_s: Seconds to wait for the transcript to complete.
 
-    Returns a ``CallAnalysis`` with all three results.
+    Returns a ``CallAnalysis`` with all three results and the run's ``usage`` (audio, LLM tokens,
+    estimated cost: ``callflows.usage``).
 
-    Raises ``InputError`` (audio, templates, questions, roles, rubric, phases, max_tokens, multichannel on a mono file:
-    before any request), ``APIError`` / ``TranscriptFailedError`` / ``TranscriptTimeoutError`` when
-    the shared transcription fails (no analysis can run then), and ``AnalysesFailedError`` when one or
-    more analyses failed: raised after ``analysis.json`` (with ``errors``), the artifact and the
-    successful analyses' files are written; ``exc.analysis`` holds the ``CallAnalysis``.
+    Raises ``InputError`` (audio, templates, questions, roles, rubric, phases, max_tokens, multichannel on a
+    mono file, redaction policies, the price table: before any request), ``APIError`` /
+    ``TranscriptFailedError`` / ``TranscriptTimeoutError`` when the shared transcription fails (no analysis can
+    run then), and ``AnalysesFailedError`` when one or more analyses failed: raised after ``analysis.json``
+    (with ``errors``), the artifact and the successful analyses' files are written; ``exc.analysis`` holds the
+    ``CallAnalysis``.
     """
     logger = get_run_logger()
     questions = check_questions(questions)
@@ -190,10 +205,12 @@ def analyze_call(
         except PromptError as exc:  # three template parameters: say which one
             raise PromptError(f"{parameter}: {exc}") from None
     source = check_audio(audio)
-    options = call_options(source, multichannel_choice(multichannel), optional(speakers_expected))
+    options = call_options(source, multichannel_choice(multichannel), optional(speakers_expected),
+                           redaction(redact_pii, redact_pii_policies, redact_pii_sub))
+    prices = load_prices()
 
     started = time.monotonic()
-    transcript = transcribe(source, options, poll_timeout_s)
+    transcript, billed = transcribe(source, options, poll_timeout_s)
     out_dir = result_dir(results_dir, source.name, transcript.id)
     captions = fetch_captions(transcript, out_dir)
     timings = {"transcription": time.monotonic() - started}
@@ -222,9 +239,15 @@ def analyze_call(
     timings["analyses"] = time.monotonic() - started
 
     files = {name: str(out_dir / ANALYSES[name][1]) for name in results}
+    identified = "scorecard" in results or bool(getattr(results.get("sentiment"), "roles", None))
+    usage = estimate(transcription_usage(transcript, options, billed, identified, prices),
+                     {name: r.llm for name, r in results.items() if r.llm is not None}, prices)
+    if errors:
+        usage.cost.notes.append("the LLM requests of the failed analyses are not counted")
+    logger.info("Usage: %s", usage.summary())
     analysis = CallAnalysis(audio=audio, transcript_id=transcript.id, audio_duration_s=transcript.audio_duration,
                             result_dir=str(out_dir), errors=errors, files=files,
-                            timings_s={k: round(v, 2) for k, v in timings.items()}, **results)
+                            timings_s={k: round(v, 2) for k, v in timings.items()}, usage=usage, **results)
     publish_report(analysis, analysis.to_markdown(), str(out_dir / RESULT_FILE), ARTIFACT_KEY)
     if errors:
         raise AnalysesFailedError(analysis)

@@ -50,11 +50,14 @@ from callflows.markdown import cell
 from callflows.scorecard import RubricCriterion, check_rubric
 from callflows.sentiment import Question, check_questions
 from flows.analyze import AnalysesFailedError, analyze_call
-from flows.parameters import MaxTokens, check_max_tokens
+from callflows.usage import Usage, money
+from flows.parameters import DEFAULT_PII_POLICIES, MaxTokens, RedactPiiSub, check_max_tokens, redaction
 from tasks.logs import one_line
-from tasks.reports import publish_report
+from callflows.report import compile_agent_pattern
+from tasks.reports import publish_cross_call_report, publish_report
 
 ARTIFACT_KEY = "analyze-inbox"
+CROSS_CALL_ARTIFACT_KEY = "calls-by-agent"
 REPORT_FILE = "inbox-report.json"
 ANALYZE_CALL_DEPLOYMENT = "analyze-call/analyze-call"
 MAX_IN_FLIGHT = 64
@@ -75,6 +78,56 @@ class RecordingResult(BaseModel):
     cache_key: str | None = Field(None, description="sha256:<hex> or url:<url>; None when not audio")
     transcript_id: str | None = None
     flow_run_id: str | None = Field(None, description="the analyze-call flow run (a child of the inbox run)")
+    usage: Usage | None = Field(None, description="analysed (or partly) in this run: what its analyze-call run used")
+
+
+class UsageTotals(BaseModel):
+    """The usage of the recordings analysed (or partly analysed) in one inbox run, summed."""
+
+    calls: int = Field(0, description="recordings with a usage")
+    audio_transcribed_s: float = Field(0.0, description="s of audio transcribed (billed) in this run")
+    audio_reused_s: float = Field(0.0, description="s of audio whose cached transcript was reused (not billed)")
+    prompt_tokens: int = 0
+    cached_tokens: int = Field(0, description="prompt_tokens_details.cached_tokens, summed")
+    completion_tokens: int = 0
+    estimated_cost: float = Field(0.0, description="sum of the calls' estimates that have a price")
+    calls_without_price: int = Field(0, description="calls whose estimate has a part without a price "
+                                                    "(not in estimated_cost)")
+    currency: str = "USD"
+    prices_as_of: str | None = None
+
+    @classmethod
+    def of(cls, usages: list[Usage]) -> "UsageTotals":
+        totals = cls()
+        for u in usages:
+            totals.calls += 1
+            seconds = u.transcription.audio_duration_s or 0.0
+            if u.transcription.billed:
+                totals.audio_transcribed_s += seconds
+            else:
+                totals.audio_reused_s += seconds
+            for llm in u.llm.values():
+                totals.prompt_tokens += llm.prompt_tokens or 0
+                totals.completion_tokens += llm.completion_tokens or 0
+                details = llm.prompt_tokens_details
+                totals.cached_tokens += (details.cached_tokens or 0) if details else 0
+            if u.cost.total is None:
+                totals.calls_without_price += 1
+            else:
+                totals.estimated_cost += u.cost.total
+            totals.currency, totals.prices_as_of = u.cost.currency, u.cost.prices_as_of
+        totals.estimated_cost = round(totals.estimated_cost, 6)
+        return totals
+
+    def to_markdown(self) -> str:
+        """One sentence."""
+        missing = (f" ({self.calls_without_price} call(s) without a price not included)"
+                   if self.calls_without_price else "")
+        return (f"Usage of {self.calls} call(s): {self.audio_transcribed_s / 60:.1f} min of audio transcribed, "
+                f"{self.audio_reused_s / 60:.1f} min reused from cached transcripts (not billed again); "
+                f"{self.prompt_tokens} prompt tokens ({self.cached_tokens} cached) + {self.completion_tokens} "
+                f"completion tokens; estimated cost {money(self.estimated_cost, self.currency)}{missing}, at the "
+                f"prices of {self.prices_as_of} (an estimate: see callflows/prices.toml).")
 
 
 class BatchReport(BaseModel):
@@ -85,6 +138,7 @@ class BatchReport(BaseModel):
     results_dir: str
     ledger: str = Field(..., description="the ledger's database (without password)")
     recordings: list[RecordingResult] = Field(default_factory=list, description="in inbox order, then the URLs")
+    totals: UsageTotals = Field(default_factory=UsageTotals, description="usage and estimated cost of this run")
     started_at: datetime
     finished_at: datetime | None = None
 
@@ -122,6 +176,8 @@ class BatchReport(BaseModel):
                 out.append(f"| {cell(r.audio)} | {status} | {run} | {folder} | {cell(r.error or r.note or '')} |")
         if self.failed:
             out += ["", "Failed recordings are marked failed in the ledger: the next run retries them."]
+        if self.totals.calls:
+            out += ["", self.totals.to_markdown()]
         return "\n".join(out) + "\n"
 
 
@@ -173,6 +229,15 @@ def inbox_files(inbox: str, required: bool) -> list[Path] | None:
                   key=lambda p: p.name)
 
 
+def sidecar_files(files: list[Path]) -> set[Path]:
+    """The ``.json`` files named like another file of the inbox (``call-0042.json`` beside ``call-0042.wav``):
+    a recording's details, such as its agent's name (``callflows.report``), not recordings themselves."""
+    stems = {}
+    for p in files:
+        stems.setdefault(p.stem, []).append(p)
+    return {p for p in files if p.suffix.lower() == ".json" and len(stems[p.stem]) > 1}
+
+
 # --- the flow ------------------------------------------------------------------------------------
 
 def _deployment_id(name: str | None) -> str | None:
@@ -194,6 +259,17 @@ def _flow_run_state(flow_run_id: str):
             return None
 
 
+def _usage_of(analysis) -> Usage | None:
+    """The ``usage`` of an analyze-call result read by its fields (see ``_outcome``), or None."""
+    usage = getattr(analysis, "usage", None)
+    if usage is None:
+        return None
+    try:
+        return Usage.model_validate(usage.model_dump() if hasattr(usage, "model_dump") else usage)
+    except ValueError:  # an older result's shape: the run's totals leave it out
+        return None
+
+
 def _outcome(row: RecordingResult, state) -> RecordingResult:
     """Fill ``row`` from the final ``state`` of its analyze-call flow run (its persisted result).
 
@@ -207,6 +283,7 @@ def _outcome(row: RecordingResult, state) -> RecordingResult:
             analysis = exc
         if hasattr(analysis, "result_dir") and hasattr(analysis, "transcript_id"):
             row.status, row.result_dir, row.transcript_id = "analysed", analysis.result_dir, analysis.transcript_id
+            row.usage = _usage_of(analysis)
         else:
             row.status, row.error = "failed", (f"analyze-call completed but its result cannot be read "
                                                f"({one_line(analysis)}): share the result storage "
@@ -219,6 +296,7 @@ def _outcome(row: RecordingResult, state) -> RecordingResult:
             exc = caught
         if isinstance(exc, BaseException) and hasattr(getattr(exc, "analysis", None), "result_dir"):
             row.result_dir, row.transcript_id = exc.analysis.result_dir, exc.analysis.transcript_id
+            row.usage = _usage_of(exc.analysis)
         row.status, row.error = "failed", one_line(exc) if isinstance(exc, BaseException) else state.message
         return row
     row.status, row.error = "failed", f"analyze-call run ended {state.name}: {state.message or 'no message'}"
@@ -253,10 +331,12 @@ def analyze_recording(name: str, row: RecordingResult, parameters: dict[str, Any
         except AnalysesFailedError as exc:
             row.status, row.error = "failed", one_line(exc)
             row.result_dir, row.transcript_id = exc.analysis.result_dir, exc.analysis.transcript_id
+            row.usage = exc.analysis.usage
         except Exception as exc:  # noqa: BLE001 - one recording failing must not stop the others
             row.status, row.error = "failed", one_line(exc)
         else:
             row.status, row.result_dir, row.transcript_id = "analysed", analysis.result_dir, analysis.transcript_id
+            row.usage = analysis.usage
     else:
         if adopt_flow_run_id:
             row.flow_run_id = adopt_flow_run_id
@@ -319,6 +399,10 @@ def analyze_inbox(
     call_timeout_s: Annotated[float, Field(gt=0)] = 7200.0,
     questions: list[Question] | None = None,
     rubric: list[RubricCriterion] | None = None,
+    redact_pii: bool = False,
+    redact_pii_policies: list[str] = DEFAULT_PII_POLICIES,
+    redact_pii_sub: RedactPiiSub = "hash",
+    agent_pattern: str = "",
 ) -> BatchReport:
     """Analyse every new recording in ``inbox`` and every new URL in ``urls`` with ``analyze-call``
     (sentiment, scorecard and segmentation), ``max_in_flight`` at a time.
@@ -338,24 +422,32 @@ def analyze_inbox(
         call_timeout_s: Seconds to wait for one call's analyze-call run before reporting it failed.
         questions: Sentiment questions for every call (see ``analyze-call``); None: analyze-call's default.
         rubric: Scorecard criteria for every call (see ``analyze-call``); None: analyze-call's default.
+        redact_pii: Redact personal data in every transcript (see ``analyze-call``).
+        redact_pii_policies: What to redact: AssemblyAI's policy names.
+        redact_pii_sub: Replace redacted text with # marks (hash) or the policy's name (entity_name).
+        agent_pattern: For the cross-call report: a regex with a group (?P<agent>...) that finds the agent's
+            name in a recording's file name, for recordings without a sidecar <name>.json {"agent": ...}.
 
     A recording is new when its content (SHA-256; for a URL, the URL) has no row in the ledger
-    (``callflows.ledger``), so a renamed file is not analysed again; one that another inbox run is
-    analysing right now is skipped (``in progress``). Files that are not audio (by their content) are
-    skipped with a log line; a file with the same content as one before it in this run is skipped
-    too. A damaged audio file (a WAV cut short, with a corrupt header or under the API's 160 ms) is
-    reported as failed without any request. Each recording's results are in
-    ``<results_dir>/<name>-<transcript id[:8]>/`` (see ``analyze-call``).
+    (``callflows.ledger``), so a renamed file is not analysed again; one that another inbox run is analysing
+    right now is skipped (``in progress``). Files that are not audio (by their content) are skipped with a log
+    line; a file with the same content as one before it in this run is skipped too; a ``.json`` file named like
+    a recording is its sidecar (``sidecar_files``), not listed. A damaged audio file (a WAV cut short, with a
+    corrupt header or under the API's 160 ms) is reported as failed without any request. Each recording's
+    results are in ``<results_dir>/<name>-<transcript id[:8]>/`` (see ``analyze-call``).
 
     With the deployment, each recording is one flow run of it, a child of this run, taken by any
     worker of its work pool: throughput grows with the workers (``make up WORKERS=N``).
 
-    Returns a ``BatchReport`` (also written as ``<results_dir>/inbox-report.json`` and published as the
-    artifact ``analyze-inbox``). An empty inbox is not an error.
+    Returns a ``BatchReport`` with the run's usage and estimated cost (``totals``), also written as
+    ``<results_dir>/inbox-report.json`` and published as the artifact ``analyze-inbox``. Then the cross-call
+    report over every call in ``results_dir`` (``callflows.report``) is published as the artifact
+    ``calls-by-agent`` and written as ``report.csv`` and ``report-agents.csv`` there. An empty inbox is not
+    an error.
 
     Raises ``InputError`` before any request: the inbox folder is missing (and no URLs were given) or
-    not a folder, a URL is not http(s), questions or rubric are empty or too many, or the ledger
-    cannot be opened. Raises ``InboxFailedError``
+    not a folder, a URL is not http(s), questions or rubric are empty or too many, a redaction policy is
+    unknown, agent_pattern is not a regex with a group agent, or the ledger cannot be opened. Raises ``InboxFailedError``
     (the run ends Failed) when every recording it tried failed; when only some fail, the run ends
     Completed with each failure in the report, the artifact and an ERROR log line, and the failed
     recordings are retried by the next run.
@@ -368,7 +460,10 @@ def analyze_inbox(
     forwarded = {"max_tokens": max_tokens or None,  # analyze-call's parameters, JSON as run_deployment sends them
                  "questions": None if questions is None else [q.model_dump(mode="json")
                                                               for q in check_questions(questions)],
-                 "rubric": None if rubric is None else [r.model_dump(mode="json") for r in check_rubric(rubric)]}
+                 "rubric": None if rubric is None else [r.model_dump(mode="json") for r in check_rubric(rubric)],
+                 **redaction(redact_pii, redact_pii_policies, redact_pii_sub)}
+    if agent_pattern:
+        compile_agent_pattern(agent_pattern)
     files = inbox_files(inbox, required=not url_sources)
     if files is None:
         logger.warning("Inbox folder %r does not exist: analysing the %d URL(s) only", inbox, len(url_sources))
@@ -380,7 +475,10 @@ def analyze_inbox(
 
     # (audio, source, why it is not audio, why it cannot be transcribed as it is)
     candidates: list[tuple[str, AudioSource | None, str | None, str | None]] = []
+    sidecars = sidecar_files(files or [])
     for path in files or []:
+        if path in sidecars:
+            continue
         try:
             candidates.append((str(path), check_audio(path), None, None))
         except DamagedAudioError as exc:  # audio that needs fixing: reported as failed, before any request
@@ -456,9 +554,15 @@ def analyze_inbox(
     rows = [outcomes[r.cache_key] if id(r) in todo_rows else r for r in rows]
 
     report = BatchReport(inbox=None if files is None else inbox, urls=[s.value for s in url_sources],
-                         results_dir=results_dir, ledger=ledger.describe(), recordings=rows, started_at=started_at,
+                         results_dir=results_dir, ledger=ledger.describe(), recordings=rows,
+                         totals=UsageTotals.of([r.usage for r in rows if r.usage]), started_at=started_at,
                          finished_at=datetime.now(timezone.utc))
     publish_report(report, report.to_markdown(), str(Path(results_dir) / REPORT_FILE), ARTIFACT_KEY)
+    try:
+        publish_cross_call_report(results_dir, agent_pattern or None, CROSS_CALL_ARTIFACT_KEY)
+    except Exception as exc:  # noqa: BLE001 - the calls are analysed and reported; only the summary is lost
+        logger.warning("The cross-call report was not made (%s); `callflows report %s` makes it", one_line(exc),
+                       results_dir)
     if report.failed:
         if not report.analysed:
             raise InboxFailedError(report)

@@ -2,10 +2,13 @@
 
     callflows local-api [--host H] [--port P] [--data-dir D] [--stt-model M] [--llm-model M]
     callflows analyze AUDIO [--out DIR] [--model M] [--prompt-template T] [--questions FILE]
-                            [--rubric FILE] [--speakers-expected N] [--max-tokens N]
+                            [--rubric FILE] [--speakers-expected N] [--max-tokens N] [--redact-pii [POLICIES]]
+                            [--redact-pii-sub hash|entity_name]
     callflows analyze-inbox DIR [--out DIR] [--model M] [--questions FILE] [--rubric FILE]
                                 [--max-tokens N] [--max-in-flight N] [--max-recordings N] [--deployment NAME]
+                                [--redact-pii [POLICIES]] [--redact-pii-sub hash|entity_name] [--agent-pattern RE]
     callflows compare RESULT_A RESULT_B
+    callflows report RESULTS_DIR [--since DATE] [--agent-pattern REGEX] [--csv FILE]
 
 ``analyze`` runs the analyze-call flow on one recording (sentiment, scorecard and segmentation,
 concurrently, on one transcript), prints the three reports and writes JSON results under DIR. Exit
@@ -31,6 +34,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+from flows.parameters import DEFAULT_PII_POLICIES  # no Prefect import: the environment is set first
 
 HOME_ENV = "CALLFLOWS_HOME"
 
@@ -68,15 +73,32 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--rubric", type=Path, default=None, help="JSON file with a list of {name, options}")
         command.add_argument("--max-tokens", type=int, default=0,
                              help="answer limit per LLM request (default 0: enough for the longest allowed answer)")
+        command.add_argument("--redact-pii", nargs="?", const=",".join(DEFAULT_PII_POLICIES), default=None,
+                             metavar="POLICIES",
+                             help="redact personal data in the transcript before any analysis: AssemblyAI's policy "
+                                  f"names, comma-separated (default {','.join(DEFAULT_PII_POLICIES)})")
+        command.add_argument("--redact-pii-sub", choices=["hash", "entity_name"], default="hash",
+                             help="replace redacted text with # marks (default) or the policy's name")
     ib.add_argument("--model", default=None, help="LLM Gateway model")
     ib.add_argument("--max-in-flight", type=int, default=None, help="calls analysed at a time (default 4)")
     ib.add_argument("--max-recordings", type=int, default=None, help="new recordings per run (default 100)")
+    ib.add_argument("--agent-pattern", default=None,
+                    help="for the cross-call report: regex with a group (?P<agent>...) in the recordings' file names")
     ib.add_argument("--deployment", default=None,
                     help="start runs of this analyze-call deployment (e.g. analyze-call/analyze-call) instead of "
                          "analysing in this process; needs PREFECT_API_URL and a worker")
     cp = sub.add_parser("compare", help="print two results of one analysis side by side")
     cp.add_argument("result_a", type=Path, help="a result file (e.g. results/<call>/versions/sentiment-<v>.json)")
     cp.add_argument("result_b", type=Path, help="another result of the same analysis")
+    rp = sub.add_parser("report", help="print a per-agent report over the stored results of many calls")
+    rp.add_argument("results_dir", type=Path, help="the results folder (analyze-inbox --out)")
+    rp.add_argument("--since", default=None,
+                    help="leave out calls analysed before this ISO date or date-time (UTC unless a zone is given)")
+    rp.add_argument("--agent-pattern", default=None,
+                    help="regex with a group (?P<agent>...) searched in each recording's file name, for "
+                         "recordings without a sidecar <name>.json {\"agent\": ...}")
+    rp.add_argument("--csv", type=Path, default=None,
+                    help="also write one row per call to FILE and one per agent to FILE-agents.csv")
     return parser
 
 
@@ -90,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "compare":
         return compare(args)
+    if args.command == "report":
+        return report(args)
     home = project_env()
     return analyze_inbox(args, home) if args.command == "analyze-inbox" else analyze(args, home)
 
@@ -105,6 +129,36 @@ def compare(args) -> int:
         return 2
     print(f"A = `{args.result_a}`, B = `{args.result_b}`\n\n{table}", end="")
     return 0
+
+
+def report(args) -> int:
+    """``callflows report``: the cross-call report from the stored results (no Prefect, no server)."""
+    from callflows.errors import InputError
+    from callflows.report import build_report
+
+    try:
+        result = build_report(args.results_dir, since=args.since, agent_pattern=args.agent_pattern)
+        written = result.write_csv(args.csv) if args.csv is not None else None
+    except InputError as exc:
+        print(f"callflows: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"callflows: error: --csv {args.csv}: cannot write ({exc.strerror or exc}): give a file in an "
+              f"existing folder you can write to", file=sys.stderr)
+        return 2
+    print(result.to_markdown(), end="")
+    if written:
+        print(f"\nCSV written: {written[0]} (one row per call), {written[1]} (one row per agent).")
+    return 0
+
+
+def _redaction_parameters(args: argparse.Namespace) -> dict:
+    """The flows' redaction parameters from --redact-pii [POLICIES] and --redact-pii-sub ({} without
+    --redact-pii); the flow checks the policy names."""
+    if args.redact_pii is None:
+        return {}
+    return {"redact_pii": True, "redact_pii_policies": [p for p in args.redact_pii.split(",") if p.strip()],
+            "redact_pii_sub": args.redact_pii_sub}
 
 
 def _json_parameters(args: argparse.Namespace) -> dict:
@@ -139,12 +193,12 @@ def analyze_inbox(args: argparse.Namespace, home: Path) -> int:
 
     try:
         kwargs = {"inbox": args.inbox, "results_dir": args.out, "deployment": args.deployment or "",  # "": in this process
-                  "max_tokens": args.max_tokens, **_json_parameters(args)}
+                  "max_tokens": args.max_tokens, **_json_parameters(args), **_redaction_parameters(args)}
     except (OSError, json.JSONDecodeError) as exc:
         print(f"callflows: error: {exc}", file=sys.stderr)
         return 2
     for name, value in (("model", args.model), ("max_in_flight", args.max_in_flight),
-                        ("max_recordings", args.max_recordings)):
+                        ("max_recordings", args.max_recordings), ("agent_pattern", args.agent_pattern)):
         if value is not None:
             kwargs[name] = value
     try:
@@ -192,7 +246,8 @@ def analyze(args: argparse.Namespace, home: Path) -> int:
     from flows.analyze import ANALYSES, AnalysesFailedError, analyze_call
 
     kwargs = {"audio": args.audio, "results_dir": args.out, "speakers_expected": args.speakers_expected,
-              "sentiment_prompt_template": args.prompt_template, "max_tokens": args.max_tokens, **parameters}
+              "sentiment_prompt_template": args.prompt_template, "max_tokens": args.max_tokens, **parameters,
+              **_redaction_parameters(args)}
     if args.model is not None:
         kwargs["model"] = args.model
     started = time.monotonic()
@@ -216,6 +271,8 @@ def analyze(args: argparse.Namespace, home: Path) -> int:
             continue
         print()
         print(report.to_markdown())
+    if analysis.usage:
+        print(f"Usage: {analysis.usage.summary()} (an estimate at the prices of {analysis.usage.cost.prices_as_of}).")
     print(f"Results written under {Path(args.out).resolve()} ({time.monotonic() - started:.0f} s).")
     return 1 if analysis.errors else 0
 

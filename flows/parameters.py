@@ -14,12 +14,17 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from callflows.errors import InputError
+from callflows.models import PII_POLICIES
 
 MaxTokens = Annotated[int, Field(ge=0, le=16000)]
 Temperature = Annotated[float, Field(ge=0, le=2)]
 SpeakersExpected = Annotated[int, Field(ge=0, le=10)]
 Multichannel = Literal["auto", "on", "off"]
 PollTimeout = Annotated[float, Field(gt=0)]
+RedactPiiSub = Literal["hash", "entity_name"]
+# The policies the local server finds (local_api/engines/pii.py); AssemblyAI has many more (PII_POLICIES).
+DEFAULT_PII_POLICIES = ["credit_card_number", "phone_number", "email_address", "us_social_security_number",
+                        "banking_information", "date_of_birth"]
 
 
 def optional(value: int) -> int | None:
@@ -41,3 +46,23 @@ def check_max_tokens(value: int, minimum: int) -> int | None:
         raise InputError(f"max_tokens={value} is too small for a complete answer: use at least {minimum}, "
                          f"or 0 for enough for the longest answer")
     return optional(value)
+
+
+def redaction(redact_pii: bool, redact_pii_policies: list[str], redact_pii_sub: str) -> dict:
+    """The ``TranscriptionOptions`` of AssemblyAI's PII redaction: ``{}`` when ``redact_pii`` is off (nothing
+    is sent, so cached transcripts stay valid), else ``redact_pii``, ``redact_pii_policies`` (duplicates
+    dropped) and ``redact_pii_sub``.
+
+    Raises ``InputError`` (before any request) for redaction without policies or with a name that is not
+    one of AssemblyAI's policies."""
+    if not redact_pii:
+        return {}
+    policies = list(dict.fromkeys(p.strip() for p in redact_pii_policies or [] if p.strip()))
+    if not policies:
+        raise InputError("redact_pii is on but redact_pii_policies is empty: name what to redact, e.g. "
+                         "credit_card_number, phone_number, email_address")
+    unknown = [p for p in policies if p not in PII_POLICIES]
+    if unknown:
+        raise InputError(f"redact_pii_policies {unknown} are not AssemblyAI PII policies: use names from "
+                         f"{', '.join(sorted(PII_POLICIES))}")
+    return {"redact_pii": True, "redact_pii_policies": policies, "redact_pii_sub": redact_pii_sub}

@@ -17,8 +17,10 @@ from callflows.llm import DEFAULT_LLM_MODEL
 from callflows.prompts import load_template, render
 from callflows.scorecard import (DEFAULT_IDEAL_REP_TALK_SHARE, DEFAULT_ROLES, DEFAULT_RUBRIC, RubricCriterion,
                                  Scorecard, check_roles, check_rubric, example_context)
-from flows.parameters import (MaxTokens, Multichannel, PollTimeout, SpeakersExpected, Temperature, check_max_tokens,
-                              multichannel_choice, optional)
+from callflows.usage import load_prices, transcription_usage
+from flows.parameters import (DEFAULT_PII_POLICIES, MaxTokens, Multichannel, PollTimeout, RedactPiiSub,
+                              SpeakersExpected, Temperature, check_max_tokens, multichannel_choice, optional,
+                              redaction)
 from flows.transcribe import fetch_captions, transcribe
 from tasks.analyses import score_call
 from tasks.reports import result_dir
@@ -36,6 +38,9 @@ def sales_scorecard(
     temperature: Temperature = 0.0,
     speakers_expected: SpeakersExpected = 0,
     multichannel: Multichannel = "auto",
+    redact_pii: bool = False,
+    redact_pii_policies: list[str] = DEFAULT_PII_POLICIES,
+    redact_pii_sub: RedactPiiSub = "hash",
     results_dir: str = "results",
     poll_timeout_s: PollTimeout = 3600.0,
 ) -> Scorecard:
@@ -57,21 +62,29 @@ def sales_scorecard(
         multichannel: One speaker per audio channel: auto turns it on for stereo WAV files.
         results_dir: Folder for the results: each call's files go in a folder named after the recording
             and its transcript id.
+        redact_pii: Redact personal data in the transcript (AssemblyAI's PII redaction): the analysis, its
+            files, artifact and prompt then see only the redacted text.
+        redact_pii_policies: What to redact: AssemblyAI's policy names (the local server supports the
+            default six).
+        redact_pii_sub: Replace redacted text with # marks (hash) or the policy's name (entity_name).
         poll_timeout_s: Seconds to wait for the transcript to complete.
 
-    Raises ``InputError`` (roles, rubric, max_tokens, template, audio, mono file with multichannel; before any
-    request; then a transcript without speaker labels or with fewer speakers than roles, before role
-    identification), ``APIError``, ``TranscriptFailedError``, ``LLMOutputError`` (after one retry with
-    the validation error; ``metrics.json`` is already written).
+    Raises ``InputError`` (roles, rubric, max_tokens, template, audio, mono file with multichannel, redaction
+    policies, the price table; before any request; then a transcript without speaker labels or with fewer
+    speakers than roles, before role identification), ``APIError``, ``TranscriptFailedError``,
+    ``LLMOutputError`` (after one retry with the validation error; ``metrics.json`` is already written).
     """
     roles = check_roles(roles)
     rubric = check_rubric(rubric)
     max_tokens = check_max_tokens(max_tokens, 256)
     render(load_template(prompt_template), example_context(roles, rubric))  # before any request
     source = check_audio(audio)
-    options = call_options(source, multichannel_choice(multichannel), optional(speakers_expected))
-    transcript = transcribe(source, options, poll_timeout_s)
+    options = call_options(source, multichannel_choice(multichannel), optional(speakers_expected),
+                           redaction(redact_pii, redact_pii_policies, redact_pii_sub))
+    prices = load_prices()
+    transcript, billed = transcribe(source, options, poll_timeout_s)
     out_dir = result_dir(results_dir, source.name, transcript.id)
     return score_call(transcript, fetch_captions(transcript, out_dir), roles, rubric, audio=audio,
                       out_dir=str(out_dir), ideal_rep_talk_share=ideal_rep_talk_share,
-                      prompt_template=prompt_template, model=model, max_tokens=max_tokens, temperature=temperature)
+                      prompt_template=prompt_template, model=model, max_tokens=max_tokens, temperature=temperature,
+                      transcription=transcription_usage(transcript, options, billed, True, prices))

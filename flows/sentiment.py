@@ -13,8 +13,11 @@ from prefect import flow
 from callflows.audio import call_options, check_audio
 from callflows.llm import DEFAULT_LLM_MODEL
 from callflows.prompts import load_template, render
-from callflows.sentiment import DEFAULT_QUESTIONS, Question, SentimentReport, check_questions, example_context
-from flows.parameters import MaxTokens, PollTimeout, SpeakersExpected, Temperature, check_max_tokens, optional
+from callflows.sentiment import (DEFAULT_QUESTIONS, Question, SentimentReport, check_questions, example_context,
+                                 needs_roles)
+from callflows.usage import load_prices, transcription_usage
+from flows.parameters import (DEFAULT_PII_POLICIES, MaxTokens, PollTimeout, RedactPiiSub, SpeakersExpected,
+                              Temperature, check_max_tokens, optional, redaction)
 from flows.transcribe import fetch_captions, transcribe
 from tasks.analyses import analyze_sentiment
 from tasks.reports import result_dir
@@ -29,6 +32,9 @@ def call_sentiment(
     max_tokens: MaxTokens = 0,
     temperature: Temperature = 0.0,
     speakers_expected: SpeakersExpected = 0,
+    redact_pii: bool = False,
+    redact_pii_policies: list[str] = DEFAULT_PII_POLICIES,
+    redact_pii_sub: RedactPiiSub = "hash",
     results_dir: str = "results",
     poll_timeout_s: PollTimeout = 3600.0,
 ) -> SentimentReport:
@@ -45,9 +51,15 @@ def call_sentiment(
         speakers_expected: Exact number of speakers, only if certain; 0 lets the speech model decide.
         results_dir: Folder for the results: each call's files go in a folder named after the recording
             and its transcript id.
+        redact_pii: Redact personal data in the transcript (AssemblyAI's PII redaction): the analysis, its
+            files, artifact and prompt then see only the redacted text.
+        redact_pii_policies: What to redact: AssemblyAI's policy names (the local server supports the
+            default six).
+        redact_pii_sub: Replace redacted text with # marks (hash) or the policy's name (entity_name).
         poll_timeout_s: Seconds to wait for the transcript to complete.
 
-    Raises ``InputError`` (audio, questions, template or max_tokens; before any request), ``APIError``,
+    Raises ``InputError`` (audio, questions, template, max_tokens, redaction policies or the price table;
+    before any request), ``APIError``,
     ``TranscriptFailedError``, ``LLMOutputError`` (after one retry with the validation error; the
     report without answers is still written as ``sentiment.partial.json``).
     """
@@ -55,8 +67,13 @@ def call_sentiment(
     max_tokens = check_max_tokens(max_tokens, 64)
     render(load_template(prompt_template), example_context(questions))  # before any request
     source = check_audio(audio)
-    transcript = transcribe(source, call_options(source, None, optional(speakers_expected)), poll_timeout_s)
+    options = call_options(source, None, optional(speakers_expected),
+                           redaction(redact_pii, redact_pii_policies, redact_pii_sub))
+    prices = load_prices()
+    transcript, billed = transcribe(source, options, poll_timeout_s)
     out_dir = result_dir(results_dir, source.name, transcript.id)
+    transcription = transcription_usage(transcript, options, billed,
+                                        bool(needs_roles(questions) and transcript.utterances), prices)
     return analyze_sentiment(transcript, fetch_captions(transcript, out_dir), questions, audio=audio,
                              out_dir=str(out_dir), prompt_template=prompt_template, model=model,
-                             max_tokens=max_tokens, temperature=temperature)
+                             max_tokens=max_tokens, temperature=temperature, transcription=transcription)

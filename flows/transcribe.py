@@ -30,10 +30,13 @@ def _is_stale(exc: Exception) -> bool:
     return False
 
 
-def transcribe(source: AudioSource, options: TranscriptionOptions, poll_timeout_s: float = 3600.0) -> Transcript:
-    """Transcribe one checked recording (``callflows.audio.check_audio``) with ``options``; return the
-    completed transcript. Raises ``TranscriptFailedError`` with AssemblyAI's message, ``APIError`` for
-    HTTP failures that retries did not cure, ``TranscriptTimeoutError`` after ``poll_timeout_s`` s.
+def transcribe(source: AudioSource, options: TranscriptionOptions,
+               poll_timeout_s: float = 3600.0) -> tuple[Transcript, bool]:
+    """Transcribe one checked recording (``callflows.audio.check_audio``) with ``options``; return the completed
+    transcript, and whether this run submitted it (False: the transcript id came from the cache, so this run
+    paid no transcription: ``callflows.usage``). Raises ``TranscriptFailedError`` with AssemblyAI's message,
+    ``APIError`` for HTTP failures that retries did not cure, ``TranscriptTimeoutError`` after
+    ``poll_timeout_s`` s.
 
     If the cached upload or transcript turns out stale (404, a download error for a cached upload, or
     AssemblyAI's "Server error" which its docs say to resubmit), the path is redone once without cache.
@@ -48,14 +51,17 @@ def transcribe(source: AudioSource, options: TranscriptionOptions, poll_timeout_
 
 
 def _transcribe(source: AudioSource, options: TranscriptionOptions, poll_timeout_s: float,
-                refresh: bool) -> Transcript:
+                refresh: bool) -> tuple[Transcript, bool]:
     if source.kind == "file":
         audio_url = upload_audio.with_options(refresh_cache=refresh)(source.value, source.sha256)
     else:
         audio_url = source.value
     with transcript_slot():  # from the submission until the transcript is completed
-        transcript_id = submit_transcript.with_options(refresh_cache=refresh)(audio_url, options, source.cache_key)
-        return wait_for_transcript.with_options(refresh_cache=refresh)(transcript_id, poll_timeout_s)
+        submitted = submit_transcript.with_options(refresh_cache=refresh)(audio_url, options, source.cache_key,
+                                                                          return_state=True)
+        transcript_id = submitted.result()
+        return (wait_for_transcript.with_options(refresh_cache=refresh)(transcript_id, poll_timeout_s),
+                submitted.name != "Cached")
 
 
 def fetch_captions(transcript: Transcript, out_dir: Path, chars_per_caption: int | None = None) -> list[Caption]:

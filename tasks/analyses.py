@@ -7,6 +7,8 @@ transcript. Every prompt starts with the same transcript block (``callflows.capt
 and third analyses of a call reuse the LLM's evaluated prefix.
 
 ``max_tokens`` None: enough for the longest answer the schema allows (``tasks.llm.ask_structured``).
+``transcription`` (a standalone flow's): the result's ``usage`` is estimated from it and the task's LLM
+requests (``callflows.usage``); analyze-call passes None and records the usage of all three itself.
 Each raises ``LLMOutputError`` after one retry with the validation error (what was computed before the
 LLM request is already written), and whatever ``chat_completion`` / ``identify_speakers`` raise once
 their retries run out (``APIError``).
@@ -27,6 +29,7 @@ from callflows.metrics import conversation_metrics
 from callflows.models import SpeakerIdentification, Transcript
 from callflows.prompts import PromptTemplate, load_template, render
 from callflows.provenance import Provenance
+from callflows.usage import TranscriptionUsage, estimate
 from callflows.scorecard import (RubricCriterion, Scorecard, answer_model, answer_problems, check_speakers,
                                  scorecard_of)
 from callflows.scorecard import prompt_context as scorecard_context
@@ -56,7 +59,8 @@ def _provenance(analysis: str, template: PromptTemplate, parameters: dict, *, mo
 @task(name="call-sentiment", cache_policy=NO_CACHE)
 def analyze_sentiment(transcript: Transcript, captions: list[Caption], questions: list[Question], *,
                       audio: str, out_dir: str, prompt_template: str = "sentiment", model: str, max_tokens: int | None,
-                      temperature: float, roles: list[str] = SENTIMENT_ROLES) -> SentimentReport:
+                      temperature: float, roles: list[str] = SENTIMENT_ROLES,
+                      transcription: TranscriptionUsage | None = None) -> SentimentReport:
     """Per-sentence sentiment (``sentiment_analysis_results``) counted per speaker, and the LLM's answers
     to ``questions`` (AssemblyAI cookbook "Analyze the sentiment of a customer call"). When a question
     asks for a quote of one side, the speakers are first identified by ``roles`` (agent side first;
@@ -88,6 +92,8 @@ def analyze_sentiment(transcript: Transcript, captions: list[Caption], questions
                        SENTIMENT_ARTIFACT)
         raise
     report = report.model_copy(update=question_answers(parsed, questions, utterances, mapping, roles))
+    if transcription:
+        report.usage = estimate(transcription, {"sentiment": report.llm})
     publish_result(report, report.to_markdown(), out_dir, "sentiment.json", SENTIMENT_ARTIFACT)
     return report
 
@@ -95,7 +101,8 @@ def analyze_sentiment(transcript: Transcript, captions: list[Caption], questions
 @task(name="sales-scorecard", cache_policy=NO_CACHE)
 def score_call(transcript: Transcript, captions: list[Caption], roles: list[str], rubric: list[RubricCriterion], *,
                audio: str, out_dir: str, ideal_rep_talk_share: float, prompt_template: str = "scorecard",
-               model: str, max_tokens: int | None, temperature: float) -> Scorecard:
+               model: str, max_tokens: int | None, temperature: float,
+               transcription: TranscriptionUsage | None = None) -> Scorecard:
     """AssemblyAI's sales-call example: speakers identified by role (``POST /v1/understanding``),
     conversation metrics computed from the utterances (written first, as ``<out_dir>/metrics.json``),
     then the LLM's scorecard (``scorecard.json``), every quote checked against the words of the speaker
@@ -132,6 +139,8 @@ def score_call(transcript: Transcript, captions: list[Caption], roles: list[str]
                                                     {"roles": roles, "rubric": rubric,
                                                      "ideal_rep_talk_share": ideal_rep_talk_share},
                                                     model=model, max_tokens=max_tokens, temperature=temperature))
+    if transcription:
+        scorecard.usage = estimate(transcription, {"scorecard": scorecard.llm})
     publish_result(scorecard, scorecard.to_markdown(), out_dir, "scorecard.json", SCORECARD_ARTIFACT)
     return scorecard
 
@@ -139,7 +148,8 @@ def score_call(transcript: Transcript, captions: list[Caption], roles: list[str]
 @task(name="call-segmentation", cache_policy=NO_CACHE)
 def segment_call(transcript: Transcript, captions: list[Caption], names: list[str], *, audio: str, out_dir: str,
                  chars_per_caption: int | None = None, prompt_template: str = "segmentation", model: str,
-                 max_tokens: int | None, temperature: float) -> PhaseTimeline:
+                 max_tokens: int | None, temperature: float,
+                 transcription: TranscriptionUsage | None = None) -> PhaseTimeline:
     """AssemblyAI's guide "Segment a phone call using LLM Gateway", made reliable: the LLM names the
     caption line where each phase starts; times (s) come from the captions; the answer is repaired
     into a complete timeline (``callflows.segmentation``). Writes ``<out_dir>/segmentation.json``. A
@@ -182,5 +192,7 @@ def segment_call(transcript: Transcript, captions: list[Caption], names: list[st
             logger.warning("Repaired the LLM's answer: %s", "; ".join(repairs))
         timeline = PhaseTimeline(**timeline_args, phases=phases, repairs=repairs, llm=usage,
                                  timings_s={"llm": round(time.monotonic() - started, 2)})
+    if transcription:
+        timeline.usage = estimate(transcription, {"segmentation": timeline.llm} if timeline.llm else {})
     publish_result(timeline, timeline.to_markdown(), out_dir, "segmentation.json", SEGMENTATION_ARTIFACT)
     return timeline

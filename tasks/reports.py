@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from callflows.compare import Result, compare, load_result
 from callflows.errors import InputError
 from callflows.provenance import other_versions
+from callflows.report import build_report
 
 
 def result_dir(results_dir: str, audio_name: str, transcript_id: str) -> Path:
@@ -65,3 +66,17 @@ def publish_result(report: Result, markdown: str, out_dir: str, file_name: str, 
                              description=f"Result file: {version_file} (latest: {latest})")
     logger.info("Wrote %s (prompt version %s) and %s", version_file, provenance.version, latest)
     return str(latest)
+
+
+@task(name="publish_cross_call_report")
+def publish_cross_call_report(results_dir: str, agent_pattern: str | None, artifact_key: str) -> str:
+    """The cross-call report over every call stored in ``results_dir`` (``callflows.report.build_report``,
+    from the stored results) as the markdown artifact ``artifact_key`` and as ``<results_dir>/report.csv``
+    (one row per call) and ``report-agents.csv`` (one per agent). Returns the first CSV's path."""
+    report = build_report(results_dir, agent_pattern=agent_pattern)
+    calls, _ = report.write_csv(Path(results_dir) / "report.csv")
+    create_markdown_artifact(key=artifact_key, markdown=report.to_markdown(),
+                             description=f"Every call in {results_dir}; as CSV: {calls}")
+    get_run_logger().info("Cross-call report: %d call(s) of %d agent(s); CSV %s", len(report.calls),
+                          len(report.agents), calls)
+    return str(calls)

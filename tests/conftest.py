@@ -119,6 +119,20 @@ def api_create(api: LocalApi, audio_url: str, **options) -> dict:
     return r.json()
 
 
+def files_under(*roots: Path) -> list[Path]:
+    """Every file under ``roots`` (those that exist), sorted."""
+    return [p for root in roots if root.exists() for p in sorted(root.rglob("*")) if p.is_file()]
+
+
+def holding(needle: str, paths: list[Path], ignore_case: bool = False) -> list[Path]:
+    """The files whose bytes contain ``needle`` (also as UTF-16, as some stores encode text)."""
+    if ignore_case:
+        needle = needle.lower()
+    variants = [needle.encode(), needle.encode("utf-16-le")]
+    return [p for p in paths
+            if any(v in (p.read_bytes().lower() if ignore_case else p.read_bytes()) for v in variants)]
+
+
 def trim_wav(source: Path, target: Path, seconds: float) -> Path:
     """A different real recording: the first ``seconds`` of the WAV ``source`` (same format), at ``target``."""
     with wave.open(str(source), "rb") as src, wave.open(str(target), "wb") as dst:

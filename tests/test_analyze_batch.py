@@ -1,6 +1,7 @@
 """The analyze-call flow (three analyses, concurrently, on one transcript) and the analyze-inbox flow
 (every new recording of a folder, with a ledger), end to end through the Prefect engine and the real
 local server."""
+import csv
 import json
 import shutil
 from datetime import datetime
@@ -71,7 +72,7 @@ def analysed(prefect_harness, local_api, call_clip, tmp_path_factory):
 
 
 def test_analyze_call_runs_the_three_analyses_on_one_transcript(analysed):
-    from flows.analyze import CallAnalysis
+    from flows.analyze import ANALYSES, CallAnalysis
 
     state, analysis, out, counts = analysed
     assert analysis.ok and analysis.errors == {}
@@ -91,6 +92,14 @@ def test_analyze_call_runs_the_three_analyses_on_one_transcript(analysed):
     assert f"# Call analysis: {analysis.audio}" in markdown
     for title in ("call sentiment", "sales scorecard", "call segmentation"):
         assert f"| {title} | ok |" in markdown
+    usage = analysis.usage  # tokens of every analysis; the cost adds up
+    assert set(usage.llm) == set(ANALYSES) and all(u.prompt_tokens > 0 for u in usage.llm.values())
+    assert usage.llm["scorecard"] == analysis.scorecard.llm
+    assert usage.transcription.audio_duration_s == analysis.audio_duration_s == 30
+    assert {"speaker_labels", "sentiment_analysis", "speaker_identification"} <= set(usage.transcription.priced_options)
+    assert usage.cost.total > 0 and usage.cost.total == pytest.approx(
+        usage.cost.transcription + sum(usage.cost.llm.values()))
+    assert "Usage: 30 s of audio" in markdown and "estimated cost" in markdown
 
 
 def _ui_task_runs(flow_run_id) -> list[dict]:
@@ -159,6 +168,11 @@ def test_one_failed_analysis_keeps_the_others_and_fails_the_run(analysed, use_lo
     assert run.state.is_failed() and "sales scorecard failed" in run.state.message
     states = {r["name"].rsplit("-", 1)[0]: r["state"]["type"] for r in _ui_task_runs(run.id)}
     assert states["sales-scorecard"] == "FAILED" and states["call-sentiment"] == "COMPLETED", states
+    usage = analysis.usage  # a rerun on the cached transcript: only its LLM requests cost
+    assert usage.transcription.billed is False and usage.cost.transcription == 0
+    assert set(usage.llm) == {"sentiment", "segmentation"}
+    assert usage.cost.total == pytest.approx(sum(usage.cost.llm.values())) and usage.cost.total > 0
+    assert any("failed analyses" in note for note in usage.cost.notes)
 
 
 def _chat(content):
@@ -311,6 +325,7 @@ def inbox_runs(prefect_harness, local_api, sample_call, tmp_path_factory):
     trim_wav(sample_call, inbox / "call-a.wav", 30)
     trim_wav(sample_call, inbox / "short.wav", 20)
     (inbox / "notes.txt").write_text("Call back Mrs. Jones on Monday.\n")
+    (inbox / "short.json").write_text('{"agent": "Maria"}')  # a sidecar: short.wav's agent, not a recording
     (inbox / "broken.wav").write_bytes(sample_call.read_bytes()[:2000])  # header of 70 s, 60 ms of data
     trim_wav(sample_call, inbox / "archive" / "old.wav", 20)
     runs = []
@@ -320,7 +335,8 @@ def inbox_runs(prefect_harness, local_api, sample_call, tmp_path_factory):
             if run == 2:
                 (inbox / "call-a.wav").rename(inbox / "renamed-call.wav")
             local_api.reset_request_counts()
-            state = analyze_inbox(inbox=str(inbox), results_dir=str(results), **FAST, return_state=True)
+            state = analyze_inbox(inbox=str(inbox), results_dir=str(results), agent_pattern="^(?P<agent>[a-z]+)",
+                                  **FAST, return_state=True)
             result = state.result(raise_on_failure=False)
             report = result.report if isinstance(result, InboxFailedError) else result
             runs.append((state, report, local_api.api_counts()))
@@ -355,6 +371,14 @@ def test_inbox_analyses_new_recordings_skips_other_files_and_reports_the_failure
     assert rows["short.wav"].transcript_id != rows["call-a.wav"].transcript_id
     names = sorted(run.name for _, run in _subflow_runs(state.state_details.flow_run_id))
     assert names == ["analyze-call-a", "analyze-short"]  # the subfolder was ignored, broken.wav never sent
+    totals, analysed = report.totals, [rows["call-a.wav"], rows["short.wav"]]  # the costs add up
+    assert totals.calls == 2 and totals.audio_transcribed_s + totals.audio_reused_s == 50
+    assert totals.estimated_cost == pytest.approx(sum(r.usage.cost.total for r in analysed))
+    assert totals.completion_tokens == sum(u.completion_tokens for r in analysed for u in r.usage.llm.values())
+    assert "Usage of 2 call(s)" in report.to_markdown()
+    assert "# Calls by agent" in _artifact("calls-by-agent", state.state_details.flow_run_id)
+    with open(results / "report.csv", newline="") as f:  # the sidecar names one agent, the pattern the other
+        assert sorted(r["agent"] for r in csv.DictReader(f)) == ["Maria", "call"]
 
 
 def test_second_inbox_run_skips_analysed_recordings_even_renamed_and_retries_the_failed_one(inbox_runs):
@@ -368,7 +392,7 @@ def test_second_inbox_run_skips_analysed_recordings_even_renamed_and_retries_the
     rows = {r.audio.rsplit("/", 1)[-1]: r for r in report.recordings}
     assert f"already analysed as {inbox / 'call-a.wav'}" in rows["renamed-call.wav"].note
     assert counts.get("POST /v2/upload", 0) == 0 and counts.get("POST /v2/transcript", 0) == 0
-    assert counts.get("POST /v1/chat/completions", 0) == 0
+    assert counts.get("POST /v1/chat/completions", 0) == 0 and report.totals.calls == 0
     assert _subflow_runs(state.state_details.flow_run_id) == []  # broken.wav is refused before any request
     analysed = {r.cache_key for r in Ledger.open(results).all() if r.status == "analysed"}
     assert analysed == {r.cache_key for r in first.recordings if r.status == "analysed"}

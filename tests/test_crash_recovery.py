@@ -26,8 +26,8 @@ from prefect import flow
 from callflows.audio import check_audio
 from callflows.models import TranscriptionOptions
 from flows.transcribe import transcribe
-t = flow(name="transcribe")(transcribe)(check_audio(sys.argv[1]),
-                                        TranscriptionOptions(speaker_labels=True, sentiment_analysis=True))
+t, _ = flow(name="transcribe")(transcribe)(check_audio(sys.argv[1]),
+                                           TranscriptionOptions(speaker_labels=True, sentiment_analysis=True))
 print("TRANSCRIPT", t.id, t.status.value, len(t.words or []))
 """
 

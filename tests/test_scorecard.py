@@ -83,6 +83,12 @@ def test_scorecard_end_to_end_on_the_sample_call(prefect_harness, use_local_api,
     assert "## Compared with the previous prompt's result" in artifact
     assert f"| {DEFAULT_RUBRIC[0].name} | **{report.criteria[0].answer}**" in artifact
     assert f"| {DEFAULT_RUBRIC[2].name} | – (not in the rubric) | **{rerun.criteria[0].answer}**" in artifact
+    # Each run records its usage; the rerun reused the transcript, so only its LLM requests cost.
+    assert report.usage.llm == {"scorecard": report.llm} and "speaker_identification" in (
+        report.usage.transcription.priced_options)
+    assert rerun.usage.transcription.billed is False and rerun.usage.cost.transcription == 0
+    assert rerun.usage.cost.total == rerun.usage.cost.llm["scorecard"] > 0
+    assert Scorecard.model_validate_json((folder / "scorecard.json").read_text()).usage == rerun.usage
 
 
 def _utterances(server, transcript_id) -> list[Utterance]:
