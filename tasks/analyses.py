@@ -29,7 +29,6 @@ from callflows.metrics import conversation_metrics
 from callflows.models import SpeakerIdentification, Transcript
 from callflows.prompts import PromptTemplate, load_template, render
 from callflows.provenance import Provenance
-from callflows.usage import TranscriptionUsage, estimate
 from callflows.scorecard import (RubricCriterion, Scorecard, answer_model, answer_problems, check_speakers,
                                  scorecard_of)
 from callflows.scorecard import prompt_context as scorecard_context
@@ -40,6 +39,7 @@ from callflows.sentiment import ROLES as SENTIMENT_ROLES
 from callflows.sentiment import (Question, SentimentReport, answer_problems as sentiment_problems, answers_model,
                                  count_sentiments, needs_roles, question_answers, sentence_sentiments)
 from callflows.sentiment import prompt_context as sentiment_context
+from callflows.usage import TranscriptionUsage, estimate
 from tasks.llm import ask_structured, identify_speakers
 from tasks.reports import publish_report, publish_result
 
