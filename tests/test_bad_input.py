@@ -29,8 +29,8 @@ from typing import Any, Callable
 
 import pytest
 
-from callflows.errors import (AudioInputError, AuthenticationError, DamagedAudioError, InputError, NotFoundError,
-                             PromptError)
+from callflows.errors import (AudioInputError, AuthenticationError, BadRequestError, DamagedAudioError, InputError,
+                             NotFoundError, PromptError)
 from callflows.segmentation import MAX_PHASE_NAMES
 from callflows.sentiment import MAX_QUESTIONS
 
@@ -228,6 +228,19 @@ CASES: list[Case] = [
     Case("phases/empty-via-analyze", "analyze_call(phases=[])",
          lambda c: c.analyze(phases=[]),
          InputError, ("phases is empty", "or leave it out")),
+
+    # ---- PII redaction: policy names checked against AssemblyAI's before any request
+    Case("redaction/unknown-policy", "analyze_call(redact_pii=True, redact_pii_policies=['phone'])",
+         lambda c: c.analyze(redact_pii=True, redact_pii_policies=["phone"]),
+         InputError, ("['phone'] are not AssemblyAI PII policies", "phone_number")),
+    Case("redaction/no-policies", "call_sentiment(redact_pii=True, redact_pii_policies=[])",
+         lambda c: c.sentiment(redact_pii=True, redact_pii_policies=[]),
+         InputError, ("redact_pii_policies is empty", "credit_card_number")),
+    Case("redaction/policy-the-local-server-lacks", "analyze_call(redact_pii=True, redact_pii_policies=['person_name'])",
+         lambda c: c.analyze(audio=c.file("unique-call.wav", c.sample.read_bytes() + secrets.token_bytes(8)),
+                             redact_pii=True, redact_pii_policies=["person_name"]),  # not a cached upload
+         BadRequestError, ("HTTP 400", "person_name", "not supported by the local", "email_address"),
+         {"POST /v2/upload": 1, "POST /v2/transcript": 1}),
 ]
 
 
