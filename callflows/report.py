@@ -234,11 +234,12 @@ def compile_agent_pattern(pattern: str) -> re.Pattern[str]:
     try:
         compiled = re.compile(pattern)
     except re.error as exc:
-        raise InputError(f"agent pattern {pattern!r} (--agent-pattern, agent_pattern) is not a valid regular expression ({exc}): e.g. "
-                         f"'^(?P<agent>[^_]+)_' for recordings named <agent>_<anything>.wav") from None
+        raise InputError(f"agent pattern {pattern!r} (--agent-pattern, agent_pattern) is not a valid regular "
+                         f"expression ({exc}): e.g. '^(?P<agent>[^_]+)_' for recordings named "
+                         f"<agent>_<anything>.wav") from None
     if "agent" not in compiled.groupindex:
-        raise InputError(f"agent pattern {pattern!r} (--agent-pattern, agent_pattern) has no group named agent: write it as (?P<agent>...), "
-                         f"e.g. '^(?P<agent>[^_]+)_'")
+        raise InputError(f"agent pattern {pattern!r} (--agent-pattern, agent_pattern) has no group named agent: "
+                         f"write it as (?P<agent>...), e.g. '^(?P<agent>[^_]+)_'")
     return compiled
 
 

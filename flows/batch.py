@@ -445,12 +445,12 @@ def analyze_inbox(
     ``calls-by-agent`` and written as ``report.csv`` and ``report-agents.csv`` there. An empty inbox is not
     an error.
 
-    Raises ``InputError`` before any request: the inbox folder is missing (and no URLs were given) or
-    not a folder, a URL is not http(s), questions or rubric are empty or too many, a redaction policy is
-    unknown, agent_pattern is not a regex with a group agent, or the ledger cannot be opened. Raises ``InboxFailedError``
-    (the run ends Failed) when every recording it tried failed; when only some fail, the run ends
-    Completed with each failure in the report, the artifact and an ERROR log line, and the failed
-    recordings are retried by the next run.
+    Raises ``InputError`` before any request: the inbox folder is missing (and no URLs were given) or not a
+    folder, a URL is not http(s), questions or rubric are empty or too many, a redaction policy is unknown,
+    agent_pattern is not a regex with a group agent, or the ledger cannot be opened. Raises ``InboxFailedError``
+    (the run ends Failed) when every recording it tried failed; when only some fail, the run ends Completed with
+    each failure in the report, the artifact and an ERROR log line, and the failed recordings are retried by the
+    next run.
     """
     logger = get_run_logger()
     started_at = datetime.now(timezone.utc)

@@ -236,7 +236,8 @@ CASES: list[Case] = [
     Case("redaction/no-policies", "call_sentiment(redact_pii=True, redact_pii_policies=[])",
          lambda c: c.sentiment(redact_pii=True, redact_pii_policies=[]),
          InputError, ("redact_pii_policies is empty", "credit_card_number")),
-    Case("redaction/policy-the-local-server-lacks", "analyze_call(redact_pii=True, redact_pii_policies=['person_name'])",
+    Case("redaction/policy-the-local-server-lacks",
+         "analyze_call(redact_pii=True, redact_pii_policies=['person_name'])",
          lambda c: c.analyze(audio=c.file("unique-call.wav", c.sample.read_bytes() + secrets.token_bytes(8)),
                              redact_pii=True, redact_pii_policies=["person_name"]),  # not a cached upload
          BadRequestError, ("HTTP 400", "person_name", "not supported by the local", "email_address"),
