@@ -29,7 +29,7 @@ VOLATILE = {"transcript_id", "flow_run_id", "created_at", "result_dir", "started
 # request finds more of it cached), so greedy answers can differ in a token between two correct runs.
 # Everything computed from the transcript is compared exactly; LLM answers only for being there.
 LLM_WRITTEN = {"answers", "summary", "talk_listen", "sentiment_shifts", "coaching_suggestions", "criteria",
-               "unverified_quotes", "phases", "repairs", "llm"}
+               "unverified_quotes", "phases", "repairs", "llm", "total"}  # total: the cost, with the LLM's tokens
 
 
 @pytest.fixture(scope="module")
