@@ -109,7 +109,7 @@ class Usage(BaseModel):
         cached = sum((u.prompt_tokens_details.cached_tokens or 0) if u.prompt_tokens_details else 0
                      for u in self.llm.values())
         completion = sum(u.completion_tokens or 0 for u in self.llm.values())
-        billed = "transcribed" if t.billed else "transcript reused (not billed again)"
+        billed = "transcribed" if t.billed else "whose transcript was reused (not billed again)"
         return (f"{audio} of audio {billed}; {prompt} prompt tokens ({cached} cached) + {completion} completion "
                 f"tokens; estimated cost {money(self.cost.total, self.cost.currency)}")
 
