@@ -142,6 +142,19 @@ PII_POLICIES = frozenset((
     "trend year").split())
 
 
+def pii_policy_problem(policies: list[str] | None) -> str | None:
+    """Why ``policies`` cannot go with ``redact_pii``: none given, or names that are not AssemblyAI's
+    (``PII_POLICIES``); None when they can."""
+    if not policies:
+        return ("redact_pii needs redact_pii_policies, and redact_pii_policies is empty: name at least one of "
+                "AssemblyAI's PII policies, e.g. credit_card_number, phone_number, email_address")
+    unknown = [p for p in policies if p not in PII_POLICIES]
+    if unknown:
+        return (f"redact_pii_policies {unknown} are not AssemblyAI PII policies: use names from "
+                f"{', '.join(sorted(PII_POLICIES))}")
+    return None
+
+
 class TranscriptionOptions(APIModel):
     """Transcription options of ``POST /v2/transcript`` (everything but ``audio_url``).
 
@@ -168,14 +181,8 @@ class TranscriptionOptions(APIModel):
     def _consistent(self) -> "TranscriptionOptions":
         if self.speakers_expected is not None and self.speaker_options is not None:
             raise ValueError("give speakers_expected (an exact count) or speaker_options (bounds), not both")
-        if self.redact_pii:
-            if not self.redact_pii_policies:
-                raise ValueError("redact_pii needs redact_pii_policies: at least one of AssemblyAI's PII "
-                                 "policies, e.g. credit_card_number, phone_number, email_address")
-            unknown = [p for p in self.redact_pii_policies if p not in PII_POLICIES]
-            if unknown:
-                raise ValueError(f"redact_pii_policies {unknown} are not AssemblyAI PII policies; "
-                                 f"known: {', '.join(sorted(PII_POLICIES))}")
+        if self.redact_pii and (problem := pii_policy_problem(self.redact_pii_policies)):
+            raise ValueError(problem)
         return self
 
     def to_params(self, audio_url: str) -> "TranscriptParams":

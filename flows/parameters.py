@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from callflows.errors import InputError
-from callflows.models import PII_POLICIES
+from callflows.models import pii_policy_problem
 
 MaxTokens = Annotated[int, Field(ge=0, le=16000)]
 Temperature = Annotated[float, Field(ge=0, le=2)]
@@ -22,7 +22,8 @@ SpeakersExpected = Annotated[int, Field(ge=0, le=10)]
 Multichannel = Literal["auto", "on", "off"]
 PollTimeout = Annotated[float, Field(gt=0)]
 RedactPiiSub = Literal["hash", "entity_name"]
-# The policies the local server finds (local_api/engines/pii.py); AssemblyAI has many more (PII_POLICIES).
+# The policies the local server finds (local_api/engines/pii.py); AssemblyAI has many more
+# (callflows.models.PII_POLICIES).
 DEFAULT_PII_POLICIES = ["credit_card_number", "phone_number", "email_address", "us_social_security_number",
                         "banking_information", "date_of_birth"]
 
@@ -58,11 +59,6 @@ def redaction(redact_pii: bool, redact_pii_policies: list[str], redact_pii_sub: 
     if not redact_pii:
         return {}
     policies = list(dict.fromkeys(p.strip() for p in redact_pii_policies or [] if p.strip()))
-    if not policies:
-        raise InputError("redact_pii is on but redact_pii_policies is empty: name what to redact, e.g. "
-                         "credit_card_number, phone_number, email_address")
-    unknown = [p for p in policies if p not in PII_POLICIES]
-    if unknown:
-        raise InputError(f"redact_pii_policies {unknown} are not AssemblyAI PII policies: use names from "
-                         f"{', '.join(sorted(PII_POLICIES))}")
+    if problem := pii_policy_problem(policies):  # the check TranscriptionOptions makes, as an input error
+        raise InputError(problem)
     return {"redact_pii": True, "redact_pii_policies": policies, "redact_pii_sub": redact_pii_sub}
