@@ -398,8 +398,7 @@ class Bench:
                      ratio, goal, ratio <= 1.15 if kind == "plain" else None,
                      block_tokens=block_tokens, tail_tokens=tails, generated_tokens=generated,
                      eval_tokens_per_s=eval_rate, generated_tokens_per_s=rates[kind], **terms)
-        cached = {name: (u.prompt_tokens_details.cached_tokens if u.prompt_tokens_details else 0)
-                  for name, u in usages.items()}
+        cached = {name: u.cached_tokens for name, u in usages.items()}
         order = sorted(usages, key=lambda n: cached[n])  # the first one evaluated the block
         later = min(cached[n] / u.attempts for n, u in usages.items() if n != order[0])
         self.row("1", "cached_tokens of the 2nd and 3rd analyses (smaller) vs the block's tokens",

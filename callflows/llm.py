@@ -20,6 +20,11 @@ class LLMUsage(BaseModel):
     prompt_tokens_details: PromptTokensDetails | None = None
     attempts: int = 1
 
+    @property
+    def cached_tokens(self) -> int:
+        """``prompt_tokens_details.cached_tokens``, 0 when the API did not report it."""
+        return (self.prompt_tokens_details.cached_tokens or 0) if self.prompt_tokens_details else 0
+
     @classmethod
     def of(cls, model: str, completions: list[ChatCompletion]) -> LLMUsage:
         """The usage of ``completions`` (one per attempt, in order); counts the API did not send stay None."""

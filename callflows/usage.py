@@ -101,14 +101,16 @@ class Usage(BaseModel):
     llm: dict[str, LLMUsage] = Field(default_factory=dict, description="analysis → its LLM requests")
     cost: CostEstimate
 
+    def tokens(self) -> tuple[int, int, int]:
+        """Prompt, cached prompt and completion tokens of all the LLM requests (unreported counts as 0)."""
+        return (sum(u.prompt_tokens or 0 for u in self.llm.values()), sum(u.cached_tokens for u in self.llm.values()),
+                sum(u.completion_tokens or 0 for u in self.llm.values()))
+
     def summary(self) -> str:
         """One line: audio, tokens and estimated cost."""
         t = self.transcription
         audio = "?" if t.audio_duration_s is None else f"{t.audio_duration_s:.0f} s"
-        prompt = sum(u.prompt_tokens or 0 for u in self.llm.values())
-        cached = sum((u.prompt_tokens_details.cached_tokens or 0) if u.prompt_tokens_details else 0
-                     for u in self.llm.values())
-        completion = sum(u.completion_tokens or 0 for u in self.llm.values())
+        prompt, cached, completion = self.tokens()
         billed = "transcribed" if t.billed else "whose transcript was reused (not billed again)"
         return (f"{audio} of audio {billed}; {prompt} prompt tokens ({cached} cached) + {completion} completion "
                 f"tokens; estimated cost {money(self.cost.total, self.cost.currency)}")
@@ -139,7 +141,7 @@ def llm_cost(usage: LLMUsage, prices: Prices) -> float | None:
     price = prices.llm.get(usage.model)
     if price is None or usage.prompt_tokens is None or usage.completion_tokens is None:
         return None
-    cached = (usage.prompt_tokens_details.cached_tokens or 0) if usage.prompt_tokens_details else 0
+    cached = usage.cached_tokens
     return ((usage.prompt_tokens - cached) * price.input + cached * price.cached_input
             + usage.completion_tokens * price.output) / 1e6
 

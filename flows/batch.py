@@ -106,11 +106,10 @@ class UsageTotals(BaseModel):
                 totals.audio_transcribed_s += seconds
             else:
                 totals.audio_reused_s += seconds
-            for llm in u.llm.values():
-                totals.prompt_tokens += llm.prompt_tokens or 0
-                totals.completion_tokens += llm.completion_tokens or 0
-                details = llm.prompt_tokens_details
-                totals.cached_tokens += (details.cached_tokens or 0) if details else 0
+            prompt, cached, completion = u.tokens()
+            totals.prompt_tokens += prompt
+            totals.cached_tokens += cached
+            totals.completion_tokens += completion
             if u.cost.total is None:
                 totals.calls_without_price += 1
             else:
