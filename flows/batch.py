@@ -47,13 +47,13 @@ from callflows.errors import AudioInputError, CallflowsError, DamagedAudioError,
 from callflows.ledger import Claim, Ledger
 from callflows.llm import DEFAULT_LLM_MODEL
 from callflows.markdown import cell
+from callflows.report import compile_agent_pattern
 from callflows.scorecard import RubricCriterion, check_rubric
 from callflows.sentiment import Question, check_questions
-from flows.analyze import AnalysesFailedError, analyze_call
 from callflows.usage import Usage, money
+from flows.analyze import AnalysesFailedError, analyze_call
 from flows.parameters import DEFAULT_PII_POLICIES, MaxTokens, RedactPiiSub, check_max_tokens, redaction
 from tasks.logs import one_line
-from callflows.report import compile_agent_pattern
 from tasks.reports import publish_cross_call_report, publish_report
 
 ARTIFACT_KEY = "analyze-inbox"
