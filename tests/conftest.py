@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +118,16 @@ def api_create(api: LocalApi, audio_url: str, **options) -> dict:
                       headers=api.headers(), timeout=30)
     assert r.status_code == 200, r.text
     return r.json()
+
+
+def wait_done(api: LocalApi, transcript_id: str, timeout_s: float = 300) -> dict:
+    """Poll ``GET /v2/transcript/{id}`` until ``completed`` or ``error`` (or ``timeout_s`` s); the transcript."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        t = requests.get(f"{api.url}/v2/transcript/{transcript_id}", headers=api.headers(), timeout=30).json()
+        if t["status"] in ("completed", "error") or time.monotonic() > deadline:
+            return t
+        time.sleep(0.5)
 
 
 def files_under(*roots: Path) -> list[Path]:

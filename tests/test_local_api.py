@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import LocalApi, api_create as create, api_upload as upload, start_local_api, trim_wav
+from conftest import LocalApi, api_create as create, api_upload as upload, start_local_api, trim_wav, wait_done
 
 LOOKUP_ERROR = "Transcript lookup error, transcript id not found"
 UNKNOWN_ID = "3f1c8a9e-0000-4000-8000-000000000000"
@@ -39,15 +39,6 @@ SRT_TS = r"\d{2}:\d{2}:\d{2},\d{3}"
 
 def get(api: LocalApi, transcript_id: str) -> requests.Response:
     return requests.get(f"{api.url}/v2/transcript/{transcript_id}", headers=api.headers(), timeout=30)
-
-
-def wait_done(api: LocalApi, transcript_id: str, timeout_s: float = 300) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        t = get(api, transcript_id).json()
-        if t["status"] in ("completed", "error") or time.monotonic() > deadline:
-            return t
-        time.sleep(0.5)
 
 
 def wait_status(api: LocalApi, transcript_id: str, status: str, timeout_s: float = 60) -> dict:

@@ -9,7 +9,6 @@ channel 2 (right), silence elsewhere. Three transcriptions run (stereo, mono wit
 from __future__ import annotations
 
 import json
-import time
 import wave
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 import requests
 
-from conftest import LocalApi
+from conftest import LocalApi, api_create, api_upload, wait_done
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = json.loads((ROOT / "samples" / "support_call.json").read_text())["sentences"]
@@ -26,24 +25,8 @@ MONO_ERROR = "multichannel was requested but the audio has 1 channel"
 
 
 # ------------------------------------------------------------------------------------ helpers
-def upload(api: LocalApi, path: Path) -> str:
-    with open(path, "rb") as f:
-        r = requests.post(f"{api.url}/v2/upload", data=f, headers=api.headers(), timeout=60)
-    assert r.status_code == 200, r.text
-    return r.json()["upload_url"]
-
-
 def transcribe(api: LocalApi, path: Path, timeout_s: float = 240, **options) -> dict:
-    r = requests.post(f"{api.url}/v2/transcript", json={"audio_url": upload(api, path), **options},
-                      headers=api.headers(), timeout=30)
-    assert r.status_code == 200, r.text
-    tid = r.json()["id"]
-    deadline = time.monotonic() + timeout_s
-    while True:
-        t = requests.get(f"{api.url}/v2/transcript/{tid}", headers=api.headers(), timeout=30).json()
-        if t["status"] in ("completed", "error") or time.monotonic() > deadline:
-            return t
-        time.sleep(0.5)
+    return wait_done(api, api_create(api, api_upload(api, path), **options)["id"], timeout_s)
 
 
 def understand(api: LocalApi, transcript_id: str, **identification) -> requests.Response:

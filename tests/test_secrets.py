@@ -20,14 +20,13 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
 from conftest import (FAST_PARAMETERS, ROOT, api_create, api_upload, files_under, free_port, holding,
-                      start_local_api)
+                      start_local_api, wait_done)
 
 KEY_CORE = secrets.token_hex(16)
 KEY = f"cf-test-key-{KEY_CORE}"
@@ -103,17 +102,6 @@ def test_the_key_appears_in_no_database_log_parameter_artifact_result_or_excepti
     assert holding(KEY, scanned["files"]) == []
 
 
-def _completed(api, transcript_id: str, timeout_s: float = 300) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        t = requests.get(f"{api.url}/v2/transcript/{transcript_id}", headers=api.headers(), timeout=30).json()
-        if t["status"] in ("completed", "error"):
-            assert t["status"] == "completed", t["error"]
-            return t
-        time.sleep(0.5)
-    raise AssertionError(f"transcript {transcript_id} not completed after {timeout_s} s")
-
-
 def pii_needles(transcript: dict) -> list[str]:
     """The PII as written, lower case: each run of words the rules redact, each pair of neighbours in
     it, each word of 5 or more letters and digits with a letter (but a host name: Prefect's own data
@@ -144,7 +132,8 @@ def pii_needles(transcript: dict) -> list[str]:
 
 def test_redacted_pii_appears_in_no_database_log_artifact_result_or_output(scanned, local_api, tmp_path):
     created = api_create(local_api, api_upload(local_api, PII_CALL), speaker_labels=True)  # never scanned
-    unredacted = _completed(local_api, created["id"])
+    unredacted = wait_done(local_api, created["id"])
+    assert unredacted["status"] == "completed", unredacted["error"]
     needles = pii_needles(unredacted)
     assert len(needles) >= 6, needles  # the card number, the phone number and the address, at least
     control = tmp_path / "control.json"  # the scan finds each needle in the unredacted transcript
